@@ -1,0 +1,60 @@
+"""The ``audionets`` command line: one subcommand per module in this package.
+
+Each subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int`` (the exit status). Modules import heavy dependencies inside ``run`` so
+that ``audionets --help`` stays fast.
+
+Errors a user can fix (:class:`~audionets.errors.AudionetsError`) are printed as one line on
+stderr with a non-zero exit status; ``--debug`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from audionets import __version__
+from audionets.errors import AudionetsError
+
+COMMANDS = ("train", "evaluate", "separate", "classify", "demo", "export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audionets",
+        description="Audio classification and speech separation with PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"audionets {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"audionets.cli.{name}")
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show full tracebacks instead of one-line errors")
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``audionets`` and ``python -m audionets``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except AudionetsError as err:
+        if args.debug:
+            raise
+        print(f"audionets {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"audionets {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The exceptions audionets raises for problems a user can fix.
+
+Every entry point (CLI and Python API) raises a subclass of :class:`AudionetsError` for bad
+input, with a one-line message that names the file or key and says what to do. The CLI prints
+that message on one line and exits non-zero; ``--debug`` shows the traceback.
+"""
+
+
+class AudionetsError(Exception):
+    """Base class of every error audionets reports to its users."""
+
+
+class AudioError(AudionetsError):
+    """An audio file is missing, unreadable, corrupt, empty, or holds NaN/Inf samples."""
+
+
+class ConfigError(AudionetsError):
+    """A config or its overrides have an unknown key, a wrong type or a missing path."""
+
+
+class CheckpointError(AudionetsError):
+    """A model folder or checkpoint is missing, unsafe, from elsewhere, or does not fit."""
+
+
+class OutputError(AudionetsError):
+    """An output path cannot be written, already exists, or would overwrite an input."""
