@@ -1,0 +1,245 @@
+"""Audio file I/O (soundfile) and resampling (torchaudio), with one-line errors.
+
+Every waveform this module returns is a float32 tensor ``[channels, time]`` in [-1, 1] for
+integer files (float files are returned as stored). Reading validates the file and raises
+:class:`~audionets.errors.AudioError` with one line naming the file and the problem: missing,
+a directory, unreadable, empty, not audio / corrupt, truncated, zero samples, NaN/Inf samples.
+
+Writing goes through :func:`audionets.utils.atomic_write` (temporary file in the same folder,
+fsync, rename), so an interrupted :func:`save` never leaves a half-written file behind.
+
+Default subtypes when saving: ``PCM_16`` for ``.wav`` and ``.flac`` (what most tools write),
+``VORBIS`` for ``.ogg``. Pass ``subtype="FLOAT"`` to keep float32 samples unclipped in WAV.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as taf
+
+from audionets.errors import AudioError, OutputError
+from audionets.utils import atomic_write
+
+PathLike = str | os.PathLike
+
+#: Container format (soundfile name) for each file suffix :func:`save` accepts.
+FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+#: Subtype :func:`save` writes when none is given.
+DEFAULT_SUBTYPES: dict[str, str] = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}
+
+# libsndfile logs "data : <declared> (should be <available>)" when a WAV/AIFF data chunk is
+# longer than the file, and "ended unexpectedly" for a cut Ogg stream; it then silently
+# shortens the file, so the log is the only trace of a truncation.
+_SHORT_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMED_SIZES = {0, 0xFFFFFFFF, 0xFFFFFFFF - 8}  # placeholders of writers that stream
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What :func:`info` reports about a file without reading its samples."""
+
+    sample_rate: int
+    num_channels: int
+    num_frames: int
+    duration: float  # seconds
+    format: str  # soundfile's container name, e.g. "WAV"
+    subtype: str  # soundfile's sample encoding, e.g. "PCM_16"
+
+
+def _check_path(path: Path) -> None:
+    """Raise AudioError when ``path`` is not a non-empty, readable regular file."""
+    if not path.exists():
+        raise AudioError(f"{path}: file does not exist; check the path")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: no read permission; fix the file's permissions")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: zero-byte file; re-create or re-download it")
+
+
+def _open(path: Path) -> sf.SoundFile:
+    """Open ``path`` for reading, turning every soundfile failure into AudioError."""
+    _check_path(path)
+    try:
+        handle = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        reason = str(err).replace(f"Error opening {str(path)!r}: ", "").strip()
+        raise AudioError(
+            f"{path}: not a readable audio file (corrupt or unsupported format): {reason}"
+        ) from None
+    try:
+        _check_header(path, handle)
+    except AudioError:
+        handle.close()
+        raise
+    return handle
+
+
+def _check_header(path: Path, handle: sf.SoundFile) -> None:
+    log = handle.extra_info
+    for declared, available in _SHORT_CHUNK.findall(log):
+        if int(declared) > int(available) and int(declared) not in _STREAMED_SIZES:
+            raise AudioError(
+                f"{path}: truncated file (header declares {declared} data bytes, "
+                f"{available} present); re-create or re-download it"
+            )
+    if "ended unexpectedly" in log:
+        raise AudioError(f"{path}: truncated file (stream ends early); re-create or re-download it")
+    if handle.frames == 0:
+        raise AudioError(f"{path}: contains zero samples")
+
+
+def _check_finite(path: Path, data: np.ndarray, sample_rate: int, offset: int = 0) -> None:
+    """Raise AudioError at the first NaN/Inf of ``data`` ``[frames, channels]``."""
+    finite = np.isfinite(data)
+    if not finite.all():
+        frame = int(np.argmin(finite.all(axis=1))) + offset
+        raise AudioError(
+            f"{path}: contains NaN or Inf samples at t={frame / sample_rate:.3f}s; "
+            "repair or drop the file"
+        )
+
+
+def _read(path: Path, handle: sf.SoundFile, frames: int = -1) -> np.ndarray:
+    start = handle.tell()
+    try:
+        data = handle.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"{path}: truncated or corrupt audio data: {err}") from None
+    wanted = handle.frames - start if frames < 0 else min(frames, handle.frames - start)
+    if data.shape[0] < wanted:
+        raise AudioError(
+            f"{path}: truncated file (read {start + data.shape[0]} of {handle.frames} frames); "
+            "re-create or re-download it"
+        )
+    return data
+
+
+def info(path: PathLike) -> AudioInfo:
+    """Describe ``path`` (rate, channels, frames, duration, format) without reading samples.
+
+    Raises AudioError for the same problems as :func:`load` except NaN/Inf samples.
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        return AudioInfo(
+            sample_rate=int(handle.samplerate),
+            num_channels=int(handle.channels),
+            num_frames=int(handle.frames),
+            duration=handle.frames / handle.samplerate,
+            format=str(handle.format),
+            subtype=str(handle.subtype),
+        )
+
+
+def load(
+    path: PathLike, sample_rate: int | None = None, mono: bool = False
+) -> tuple[torch.Tensor, int]:
+    """Read an audio file as float32 ``[channels, time]`` and its sample rate.
+
+    Args:
+        path: a WAV, FLAC or OGG file (any subtype libsndfile reads).
+        sample_rate: resample to this rate when given and different from the file's.
+        mono: average the channels into ``[1, time]``.
+
+    Returns:
+        ``(wav, rate)`` where ``rate`` is ``sample_rate`` if given, else the file's rate.
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        rate = int(handle.samplerate)
+        data = _read(path, handle)
+    _check_finite(path, data, rate)
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))
+    if mono:
+        wav = wav.mean(dim=0, keepdim=True)
+    if sample_rate is not None and sample_rate != rate:
+        wav = resample(wav, rate, sample_rate)
+        rate = int(sample_rate)
+    return wav, rate
+
+
+def stream(
+    path: PathLike, block_frames: int, overlap: int = 0, mono: bool = False
+) -> Iterator[torch.Tensor]:
+    """Yield consecutive blocks ``[channels, block_frames]`` of ``path`` without loading it all.
+
+    Consecutive blocks share ``overlap`` frames; the last block may be shorter. Each block is
+    validated like :func:`load` (NaN/Inf samples raise AudioError with their time).
+    """
+    if block_frames <= 0 or not 0 <= overlap < block_frames:
+        raise ValueError(f"need block_frames > 0 and 0 <= overlap < block_frames, "
+                         f"got {block_frames}, {overlap}")
+    path = Path(path)
+    with _open(path) as handle:
+        rate = int(handle.samplerate)
+        start = 0
+        while start < handle.frames:
+            handle.seek(start)
+            data = _read(path, handle, block_frames)
+            _check_finite(path, data, rate, offset=start)
+            block = torch.from_numpy(np.ascontiguousarray(data.T))
+            yield block.mean(dim=0, keepdim=True) if mono else block
+            if start + block_frames >= handle.frames:
+                break
+            start += block_frames - overlap
+
+
+def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Resample ``wav [..., time]`` from ``orig_sr`` to ``new_sr`` (torchaudio's sinc filter).
+
+    Returns ``wav`` itself when the rates are equal.
+    """
+    if int(orig_sr) == int(new_sr):
+        return wav
+    return taf.resample(wav, int(orig_sr), int(new_sr))
+
+
+def save(
+    path: PathLike, wav: torch.Tensor, rate: int, subtype: str | None = None
+) -> None:
+    """Write ``wav`` (``[channels, time]`` or ``[time]``) to ``path`` atomically.
+
+    The format follows the suffix (``.wav``, ``.flac``, ``.ogg``); ``subtype`` defaults to
+    ``PCM_16`` for WAV and FLAC and ``VORBIS`` for OGG. Samples are clipped to [-1, 1] only for
+    integer (``PCM_*``) subtypes. Raises OutputError for a missing or unwritable folder or an
+    unsupported suffix/subtype, AudioError for NaN/Inf samples.
+    """
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(
+            f"{path}: unsupported audio suffix {path.suffix!r}; use one of {', '.join(FORMATS)}"
+        )
+    subtype = (subtype or DEFAULT_SUBTYPES[fmt]).upper()
+    if not sf.check_format(fmt, subtype):
+        raise OutputError(
+            f"{path}: {fmt} cannot store subtype {subtype}; "
+            f"choose one of {', '.join(sf.available_subtypes(fmt))}"
+        )
+    if wav.dim() == 1:
+        wav = wav.unsqueeze(0)
+    if wav.dim() != 2:
+        raise ValueError(f"save expects [channels, time] or [time], got shape {tuple(wav.shape)}")
+    data = wav.detach().to("cpu", torch.float64 if subtype == "DOUBLE" else torch.float32)
+    data = data.numpy().T
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: refusing to save NaN or Inf samples")
+    if subtype.startswith("PCM"):
+        data = np.clip(data, -1.0, 1.0)
+    try:
+        with atomic_write(path) as tmp:
+            sf.write(str(tmp), data, int(rate), subtype=subtype, format=fmt)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write: {err.strerror or err}") from None
+    except sf.LibsndfileError as err:
+        raise OutputError(f"{path}: cannot write: {err}") from None
