@@ -1,0 +1,134 @@
+"""Transformer encoder built on ``torch.nn.functional.scaled_dot_product_attention``.
+
+Sequences are batch-first ``[B, L, D]``. The attention projects queries, keys and values with
+one fused ``[3D, D]`` linear layer (the layout of ``nn.MultiheadAttention.in_proj_weight``) and
+never materialises the attention weights, so PyTorch can use its fused kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audionets.nn.positional import sinusoidal_encoding
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Multi-head self-attention: ``[B, L, D] -> [B, L, D]``.
+
+    Args:
+        d_model: feature size D (divisible by ``nhead``).
+        nhead: number of heads.
+        dropout: dropout on the attention probabilities (training only).
+    """
+
+    def __init__(self, d_model: int, nhead: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_model % nhead:
+            raise ValueError(f"d_model ({d_model}) must be divisible by nhead ({nhead})")
+        self.nhead = nhead
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        # the initialisation of nn.MultiheadAttention (Xavier weights, zero biases)
+        nn.init.xavier_uniform_(self.qkv.weight)
+        nn.init.zeros_(self.qkv.bias)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, d_model = x.shape
+        head_dim = d_model // self.nhead
+        # [B, L, 3D] -> 3 x [B, H, L, D/H]
+        q, k, v = self.qkv(x).view(batch, length, 3, self.nhead, head_dim).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(attended.transpose(1, 2).reshape(batch, length, d_model))
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward ``Linear(D, F) -> activation -> dropout -> Linear(F, D)``."""
+
+    def __init__(self, d_model: int, d_ffn: int, activation: str = "relu", dropout: float = 0.0):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.linear1 = nn.Linear(d_model, d_ffn)
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(d_ffn, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+
+class TransformerEncoderLayer(nn.Module):
+    """Self-attention + feed-forward with residuals, ``[B, L, D] -> [B, L, D]``.
+
+    ``norm_before=True`` is the pre-norm layer ``x + f(norm(x))``; ``False`` is the original
+    post-norm layer ``norm(x + f(x))``. LayerNorms use eps 1e-6 (as SpeechBrain's).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        d_ffn: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        norm_before: bool = True,
+    ) -> None:
+        super().__init__()
+        self.norm_before = norm_before
+        self.attn = MultiHeadSelfAttention(d_model, nhead, dropout)
+        self.ffn = FeedForward(d_model, d_ffn, activation, dropout)
+        self.norm1 = nn.LayerNorm(d_model, eps=1e-6)
+        self.norm2 = nn.LayerNorm(d_model, eps=1e-6)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_before:
+            x = x + self.dropout1(self.attn(self.norm1(x)))
+            return x + self.dropout2(self.ffn(self.norm2(x)))
+        x = self.norm1(x + self.dropout1(self.attn(x)))
+        return self.norm2(x + self.dropout2(self.ffn(x)))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerEncoderLayer` and a final LayerNorm, ``[B, L, D] -> [B, L, D]``.
+
+    With ``positional_encoding`` the sinusoidal table of length L is added to the input first
+    (computed on the fly, any length).
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        d_model: int,
+        nhead: int,
+        d_ffn: int,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        norm_before: bool = True,
+        positional_encoding: bool = True,
+    ) -> None:
+        super().__init__()
+        if positional_encoding and d_model % 2:
+            raise ValueError(f"positional encoding needs an even d_model, got {d_model}")
+        self.positional_encoding = positional_encoding
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(d_model, nhead, d_ffn, dropout, activation, norm_before)
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.positional_encoding:
+            x = x + sinusoidal_encoding(x.shape[1], x.shape[2], x.device, x.dtype)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
