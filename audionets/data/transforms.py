@@ -1,0 +1,142 @@
+"""Waveform transforms shared by every dataset: crop/pad, gain, speed, noise at an SNR.
+
+All functions take and return float tensors with time last (``[..., T]``) and never modify
+their input. Randomness comes only from an explicit ``torch.Generator`` so that datasets stay
+reproducible; a separation example is cropped with one call on the stacked ``[S + 1, T]``
+tensor so that the mixture and its sources stay aligned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "apply_gain_db",
+    "colored_noise",
+    "crop_or_pad",
+    "mix_at_snr",
+    "rms",
+    "scale_to_snr",
+    "segment_length",
+    "speed_perturb",
+]
+
+
+def segment_length(segment_seconds: float | None, sample_rate: int) -> int | None:
+    """Samples in a segment of ``segment_seconds`` (None stays None, meaning full length)."""
+    if segment_seconds is None:
+        return None
+    return int(round(float(segment_seconds) * sample_rate))
+
+
+def crop_or_pad(wav: torch.Tensor, length: int, random: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cut or zero-pad the last axis of ``wav`` to exactly ``length`` samples.
+
+    Args:
+        wav: [..., T] waveform(s); all leading channels get the same crop.
+        length: output length in samples (> 0).
+        random: crop at a uniformly random offset (training); otherwise keep the start
+            (a deterministic crop for validation / test).
+        generator: source of the random offset.
+    Returns:
+        [..., length]; a short input is padded with zeros at its end.
+    """
+    if length <= 0:
+        raise ValueError(f"crop_or_pad: length must be > 0, got {length}")
+    total = wav.shape[-1]
+    if total > length:
+        offset = 0
+        if random:
+            offset = int(torch.randint(0, total - length + 1, (1,), generator=generator))
+        return wav[..., offset:offset + length]
+    if total < length:
+        return torch.nn.functional.pad(wav, (0, length - total))
+    return wav
+
+
+def apply_gain_db(wav: torch.Tensor, gain_db: float | torch.Tensor) -> torch.Tensor:
+    """Multiply ``wav`` [..., T] by ``10 ** (gain_db / 20)`` (a tensor gain broadcasts on [...])."""
+    gain = torch.as_tensor(gain_db, dtype=wav.dtype, device=wav.device)
+    if gain.ndim > 0:
+        gain = gain.unsqueeze(-1)
+    return wav * torch.pow(10.0, gain / 20.0)
+
+
+def rms(wav: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Root mean square over the last axis: [..., T] -> [...], floored at ``sqrt(eps)``."""
+    return torch.sqrt(wav.pow(2).mean(dim=-1).clamp_min(eps))
+
+
+def scale_to_snr(signal: torch.Tensor, noise: torch.Tensor,
+                 snr_db: float | torch.Tensor) -> torch.Tensor:
+    """``noise`` [..., T] rescaled so that ``10 log10(P_signal / P_noise) == snr_db``.
+
+    Powers are means over the last axis of each leading channel. A silent noise is returned
+    unchanged (there is nothing to scale).
+    """
+    if signal.shape[-1] != noise.shape[-1]:
+        raise ValueError(
+            f"scale_to_snr: signal has {signal.shape[-1]} samples but noise {noise.shape[-1]}; "
+            "crop_or_pad the noise first"
+        )
+    snr = torch.as_tensor(snr_db, dtype=signal.dtype, device=signal.device)
+    target = rms(signal) / torch.pow(10.0, snr / 20.0)
+    return noise * (target / rms(noise)).unsqueeze(-1)
+
+
+def mix_at_snr(signal: torch.Tensor, noise: torch.Tensor,
+               snr_db: float | torch.Tensor) -> torch.Tensor:
+    """``signal + noise'`` where ``noise'`` is ``noise`` scaled to ``snr_db`` dB below ``signal``.
+
+    Args:
+        signal, noise: [..., T] with the same T (broadcasting over leading axes).
+        snr_db: the signal-to-noise ratio of the result in dB (scalar or one per channel).
+    Returns:
+        [..., T] the noisy signal. Use :func:`scale_to_snr` to also keep the scaled noise.
+    """
+    return signal + scale_to_snr(signal, noise, snr_db)
+
+
+def speed_perturb(wav: torch.Tensor, factor: float) -> torch.Tensor:
+    """Play ``wav`` [..., T] ``factor`` times faster (pitch and tempo together).
+
+    Implemented as band-limited resampling (torchaudio) from ``factor * r`` to ``r`` with the
+    ratio reduced to small integers (``factor`` is rounded to 1/100), as in Kaldi/SpeechBrain
+    speed perturbation. Returns [..., round(T / factor)] (to within one sample).
+    """
+    if factor <= 0:
+        raise ValueError(f"speed_perturb: factor must be > 0, got {factor}")
+    orig = int(round(factor * 100))
+    new = 100
+    common = math.gcd(orig, new)
+    orig, new = orig // common, new // common
+    if orig == new:
+        return wav
+    import torchaudio.functional as AF
+
+    return AF.resample(wav, orig_freq=orig, new_freq=new)
+
+
+def colored_noise(num_samples: int, exponent: float = 0.0,
+                  generator: torch.Generator | None = None,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Gaussian noise [T] with power spectral density proportional to ``1 / f ** exponent``.
+
+    ``exponent`` 0 is white, 1 pink, 2 brown (red). Shaped in the frequency domain (the DC bin
+    is zeroed) and normalised to unit RMS.
+    """
+    if num_samples <= 0:
+        raise ValueError(f"colored_noise: num_samples must be > 0, got {num_samples}")
+    white = torch.randn(num_samples, generator=generator, dtype=torch.float64)
+    if exponent == 0:
+        noise = white
+    else:
+        spec = torch.fft.rfft(white)
+        freqs = torch.arange(spec.shape[-1], dtype=torch.float64)
+        weights = torch.zeros_like(freqs)
+        weights[1:] = freqs[1:].pow(-exponent / 2.0)
+        noise = torch.fft.irfft(spec * weights, n=num_samples)
+    return (noise / rms(noise)).to(dtype)
