@@ -1,1 +1,445 @@
-"""(being written)"""
+"""Audio classifiers: ``wav[B, T] -> logits[B, num_classes]`` on any front-end.
+
+Every classifier turns the waveform into features ``[B, F, T']`` with its front-end
+(``frontend: {name: logmel, n_mels: 64, ...}``, see :mod:`audionets.frontends`), optionally
+normalises each feature channel (``input_norm``), and classifies the sequence of frames:
+
+- ``td_cnn`` :class:`TimeDomainCNN`: the M5 family (Dai et al., 2017) on the raw waveform.
+- ``tf_cnn`` :class:`TimeFrequencyCNN`: frequency bins as the input channels of a Conv1d over
+  frames.
+- ``rnn_classifier`` :class:`RecurrentClassifier`: RNN / MGU / GRU / LSTM over frames.
+- ``attention_classifier`` :class:`AttentionClassifier`: a transformer encoder over frames.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audionets.errors import ConfigError
+from audionets.nn.activations import get_activation
+from audionets.nn.conv import ConvBlock1d
+from audionets.nn.positional import sinusoidal_encoding
+from audionets.models.rnn import build_recurrent
+from audionets.registry import FRONTENDS, MODELS
+
+INPUT_NORMS = ("none", "batch", "instance")
+
+
+def build_frontend(spec: dict[str, Any], sample_rate: int, where: str = "model.frontend") -> nn.Module:
+    """Build a front-end from its config, passing the model's ``sample_rate`` when it takes one.
+
+    Raises:
+        ConfigError: when ``spec`` has no name, an unknown name or argument, or a
+            ``sample_rate`` that differs from the model's.
+    """
+    import audionets.frontends  # noqa: F401  (registers the front-ends)
+
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(f"{where} must be a mapping with a 'name', e.g. {{name: logmel}}")
+    spec = dict(spec)
+    name = spec.pop("name")
+    accepts_rate = "sample_rate" in inspect.signature(FRONTENDS.get(name)).parameters
+    if "sample_rate" in spec and spec["sample_rate"] != sample_rate:
+        raise ConfigError(
+            f"{where}.sample_rate={spec['sample_rate']} differs from model sample_rate="
+            f"{sample_rate}; remove {where}.sample_rate"
+        )
+    if accepts_rate:
+        spec["sample_rate"] = sample_rate
+    return FRONTENDS.build(name, _where=where, **spec)
+
+
+def build_input_norm(kind: str, channels: int, where: str = "model.input_norm") -> nn.Module:
+    """Per-feature-channel normalisation of ``[B, F, T']``.
+
+    ``"batch"``: BatchNorm1d over F (statistics over batch and frames, learned affine);
+    ``"instance"``: InstanceNorm1d over F (each example's own statistics over frames, learned
+    affine; robust to gain changes); ``"none"``: identity.
+    """
+    if kind == "batch":
+        return nn.BatchNorm1d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm1d(channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"unknown {where} {kind!r}; choose one of: {', '.join(INPUT_NORMS)}")
+
+
+def _per_layer(value: int | Sequence[int], layers: int, key: str) -> list[int]:
+    """Broadcast an int to ``layers`` entries, or check that a list has exactly that many."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != layers:
+            raise ConfigError(
+                f"model.{key} has {len(value)} entries but model.channels has {layers}; "
+                f"give one per layer or a single int"
+            )
+        return [int(v) for v in value]
+    return [int(value)] * layers
+
+
+def _check_common(num_classes: int, sample_rate: int) -> None:
+    if int(num_classes) < 1:
+        raise ConfigError(f"model.num_classes must be >= 1, got {num_classes}")
+    if int(sample_rate) < 1:
+        raise ConfigError(f"model.sample_rate must be a positive int, got {sample_rate}")
+
+
+class _ConvClassifier(nn.Module):
+    """Front-end, input norm, a stack of :class:`ConvBlock1d`, global average pooling, linear.
+
+    Shapes: ``wav[B, T] -> features[B, F, T'] -> [B, channels[-1], T''] -> logits[B, C]``.
+    """
+
+    def __init__(
+        self,
+        frontend: dict[str, Any],
+        num_classes: int,
+        sample_rate: int,
+        channels: Sequence[int],
+        kernel_sizes: int | Sequence[int],
+        strides: int | Sequence[int],
+        pool: int | Sequence[int],
+        groups: int | Sequence[int],
+        batch_norm: bool,
+        residual: bool,
+        dropout: float,
+        activation: str,
+        input_norm: str,
+    ) -> None:
+        super().__init__()
+        _check_common(num_classes, sample_rate)
+        if not isinstance(channels, (list, tuple)) or not channels:
+            raise ConfigError("model.channels must be a non-empty list of ints, e.g. [64, 128]")
+        layers = len(channels)
+        kernel_sizes = _per_layer(kernel_sizes, layers, "kernel_sizes")
+        strides = _per_layer(strides, layers, "strides")
+        pools = _per_layer(pool, layers, "pool")
+        groups = _per_layer(groups, layers, "groups")
+        self.num_classes = int(num_classes)
+        self.sample_rate = int(sample_rate)
+        self.frontend = build_frontend(frontend, self.sample_rate)
+        in_channels = int(self.frontend.out_channels)
+        self.input_norm = build_input_norm(input_norm, in_channels)
+        blocks = []
+        for i, out_channels in enumerate(channels):
+            blocks.append(ConvBlock1d(
+                in_channels, int(out_channels), kernel_sizes[i], stride=strides[i],
+                groups=groups[i], batch_norm=batch_norm, activation=activation, pool=pools[i],
+                residual=residual, dropout=dropout, where="model", layer=i,
+            ))
+            in_channels = int(out_channels)
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(in_channels, self.num_classes)
+
+    def embed(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav[B, T] -> [B, channels[-1]]``: the pooled features the linear head sees."""
+        features = self.input_norm(self.frontend(wav))
+        return self.blocks(features).mean(dim=-1)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav[B, T] -> logits[B, num_classes]``."""
+        return self.head(self.embed(wav))
+
+
+@MODELS.register("td_cnn")
+class TimeDomainCNN(_ConvClassifier):
+    """M5-style CNN on the raw waveform (Dai et al., 2017, "Very deep convolutional neural
+    networks for raw waveforms").
+
+    ``wav[B, T] -> [B, 1, T]`` (waveform front-end) ``->`` a wide strided first Conv1d
+    (kernel 80, stride 4: ~10 ms receptive field at 8 kHz, 5 ms at 16 kHz) ``->`` blocks of
+    Conv1d + BN + activation + max pooling ``->`` global average pooling ``-> logits[B, C]``.
+
+    Args:
+        num_classes: number of classes C.
+        sample_rate: input sample rate in Hz (passed to the front-end).
+        frontend: front-end config; default ``{name: waveform}``.
+        channels: output channels of each block (its length is the depth).
+        kernel_sizes, strides, pool, groups: per block, a list or one int for all blocks.
+        batch_norm: BatchNorm1d after each convolution.
+        residual: skip connection around each block (1x1 projection when shapes differ).
+        dropout: dropout after each block.
+        activation: activation name (see :mod:`audionets.nn.activations`).
+        input_norm: ``"none"``, ``"batch"`` or ``"instance"`` normalisation of the front-end
+            output per channel (see :func:`build_input_norm`).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        sample_rate: int,
+        frontend: dict[str, Any] | None = None,
+        channels: Sequence[int] = (32, 32, 64, 64),
+        kernel_sizes: int | Sequence[int] = (80, 3, 3, 3),
+        strides: int | Sequence[int] = (4, 1, 1, 1),
+        pool: int | Sequence[int] = 4,
+        groups: int | Sequence[int] = 1,
+        batch_norm: bool = True,
+        residual: bool = False,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        input_norm: str = "none",
+    ) -> None:
+        super().__init__(
+            frontend if frontend is not None else {"name": "waveform"}, num_classes,
+            sample_rate, channels, kernel_sizes, strides, pool, groups, batch_norm, residual,
+            dropout, activation, input_norm,
+        )
+
+
+@MODELS.register("tf_cnn")
+class TimeFrequencyCNN(_ConvClassifier):
+    """CNN over frames of a time-frequency representation, frequency bins as channels.
+
+    ``wav[B, T] -> features[B, F, T']`` (log-mel or STFT front-end) ``->`` per-bin input
+    normalisation ``->`` blocks of Conv1d over frames + BN + activation + max pooling ``->``
+    global average pooling over frames ``-> logits[B, C]``. The first convolution mixes all F
+    bins, so the network is translation-invariant in time but not in frequency.
+
+    Args: as :class:`TimeDomainCNN`; a list-valued option must have one entry per
+    ``channels`` entry. The defaults are ``frontend: {name: logmel}``, kernel 3,
+    stride 1, pooling 2 and ``input_norm: batch``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        sample_rate: int,
+        frontend: dict[str, Any] | None = None,
+        channels: Sequence[int] = (64, 64, 128, 128),
+        kernel_sizes: int | Sequence[int] = 3,
+        strides: int | Sequence[int] = 1,
+        pool: int | Sequence[int] = 2,
+        groups: int | Sequence[int] = 1,
+        batch_norm: bool = True,
+        residual: bool = False,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        input_norm: str = "batch",
+    ) -> None:
+        super().__init__(
+            frontend if frontend is not None else {"name": "logmel"}, num_classes, sample_rate,
+            channels, kernel_sizes, strides, pool, groups, batch_norm, residual, dropout,
+            activation, input_norm,
+        )
+
+
+def _pool_sequence(outputs: torch.Tensor, pooling: str, bidirectional: bool) -> torch.Tensor:
+    """``[B, T', D * H] -> [B, D * H]`` by the last step (per direction) or the mean."""
+    if pooling == "mean":
+        return outputs.mean(dim=1)
+    if not bidirectional:
+        return outputs[:, -1]
+    forward_last, backward_last = outputs.chunk(2, dim=-1)
+    return torch.cat((forward_last[:, -1], backward_last[:, 0]), dim=-1)
+
+
+@MODELS.register("rnn_classifier")
+class RecurrentClassifier(nn.Module):
+    """A recurrent network over the frames of a front-end.
+
+    ``wav[B, T] -> features[B, F, T'] -> [B, T', F] ->`` RNN/MGU/GRU/LSTM ``->
+    outputs[B, T', D * hidden_size] ->`` pooling ``-> logits[B, C]`` (D = 2 if bidirectional).
+    ``pooling: last`` takes the forward direction's last output and the backward direction's
+    first output (each direction's summary of the whole sequence); ``mean`` averages over
+    frames.
+
+    Args:
+        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm: as
+            :class:`TimeFrequencyCNN`.
+        cell: ``"rnn"``, ``"mgu"`` (see :mod:`audionets.models.rnn`), ``"gru"`` or ``"lstm"``.
+        hidden_size: units per direction and layer.
+        num_layers: stacked recurrent layers.
+        bidirectional: run a second layer backwards in time and concatenate.
+        pooling: ``"last"`` or ``"mean"``.
+        dropout: between recurrent layers and before the linear head.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        sample_rate: int,
+        frontend: dict[str, Any] | None = None,
+        cell: str = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        pooling: str = "mean",
+        dropout: float = 0.1,
+        input_norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        _check_common(num_classes, sample_rate)
+        if pooling not in ("last", "mean"):
+            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: last, mean")
+        self.num_classes = int(num_classes)
+        self.sample_rate = int(sample_rate)
+        self.pooling = pooling
+        self.bidirectional = bool(bidirectional)
+        self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
+        features = int(self.frontend.out_channels)
+        self.input_norm = build_input_norm(input_norm, features)
+        self.rnn = build_recurrent(
+            cell, features, hidden_size, num_layers, self.bidirectional, dropout
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if self.bidirectional else 1), self.num_classes)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav[B, T] -> logits[B, num_classes]``."""
+        frames = self.input_norm(self.frontend(wav)).transpose(1, 2)  # [B, T', F]
+        outputs, _ = self.rnn(frames)
+        summary = _pool_sequence(outputs, self.pooling, self.bidirectional)
+        return self.head(self.dropout(summary))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    ``x[B, L, d_model] -> [B, L, d_model]``.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ConfigError(
+                f"model.d_model={d_model} must be divisible by model.num_heads={num_heads}"
+            )
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d_head]
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(batch, length, dim))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm transformer encoder layer: ``x + MHSA(LN(x))``, then ``x + FFN(LN(x))``.
+
+    ``x[B, L, d_model] -> [B, L, d_model]``.
+    """
+
+    def __init__(
+        self, d_model: int, num_heads: int, ff_dim: int, dropout: float, activation: str
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attention = SelfAttention(d_model, num_heads, dropout)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(
+            nn.Linear(d_model, ff_dim),
+            get_activation(activation, where="model.activation"),
+            nn.Dropout(dropout),
+            nn.Linear(ff_dim, d_model),
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x)))
+        return x + self.dropout(self.ff(self.norm2(x)))
+
+
+@MODELS.register("attention_classifier")
+class AttentionClassifier(nn.Module):
+    """A transformer encoder over the frames of a front-end.
+
+    ``wav[B, T] -> features[B, F, T'] -> [B, T', F] ->`` linear to ``d_model`` ``+``
+    positional encoding ``->`` [CLS token prepended] ``->`` ``num_layers`` pre-norm
+    transformer layers ``->`` final LayerNorm ``->`` CLS output or mean over frames
+    ``-> logits[B, C]``.
+
+    Args:
+        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm: as
+            :class:`TimeFrequencyCNN`.
+        d_model: model width; num_heads must divide it.
+        num_heads: attention heads.
+        num_layers: transformer layers.
+        ff_dim: hidden width of the feed-forward blocks.
+        dropout: dropout in attention, feed-forward and residual branches.
+        activation: activation of the feed-forward blocks.
+        positional: ``"sinusoidal"`` (any length), ``"learned"`` (at most ``max_frames``
+            frames) or ``"none"``.
+        max_frames: length of the learned positional table.
+        pooling: ``"cls"`` (a learned token prepended to the frames) or ``"mean"``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        sample_rate: int,
+        frontend: dict[str, Any] | None = None,
+        d_model: int = 128,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        ff_dim: int = 256,
+        dropout: float = 0.1,
+        activation: str = "gelu",
+        positional: str = "sinusoidal",
+        max_frames: int = 1024,
+        pooling: str = "cls",
+        input_norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        _check_common(num_classes, sample_rate)
+        if positional not in ("sinusoidal", "learned", "none"):
+            raise ConfigError(
+                f"unknown model.positional {positional!r}; choose one of: sinusoidal, learned, none"
+            )
+        if pooling not in ("cls", "mean"):
+            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: cls, mean")
+        if positional == "sinusoidal" and d_model % 2:
+            raise ConfigError(f"model.d_model={d_model} must be even for sinusoidal positions")
+        self.num_classes = int(num_classes)
+        self.sample_rate = int(sample_rate)
+        self.positional = positional
+        self.pooling = pooling
+        self.max_frames = int(max_frames)
+        self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
+        features = int(self.frontend.out_channels)
+        self.input_norm = build_input_norm(input_norm, features)
+        self.proj = nn.Linear(features, d_model)
+        if positional == "learned":
+            self.position = nn.Parameter(torch.zeros(self.max_frames, d_model))
+            nn.init.normal_(self.position, std=0.02)
+        if pooling == "cls":
+            self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
+            nn.init.normal_(self.cls, std=0.02)
+        self.layers = nn.ModuleList(
+            TransformerLayer(d_model, num_heads, ff_dim, dropout, activation)
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, self.num_classes)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav[B, T] -> logits[B, num_classes]``."""
+        x = self.proj(self.input_norm(self.frontend(wav)).transpose(1, 2))  # [B, T', d]
+        frames = x.shape[1]
+        if self.positional == "sinusoidal":
+            x = x + sinusoidal_encoding(frames, x.shape[-1], device=x.device, dtype=x.dtype)
+        elif self.positional == "learned":
+            if frames > self.max_frames:
+                raise ConfigError(
+                    f"the input has {frames} frames but model.max_frames={self.max_frames}; "
+                    "raise model.max_frames or use model.positional: sinusoidal"
+                )
+            x = x + self.position[:frames]
+        if self.pooling == "cls":
+            x = torch.cat((self.cls.expand(x.shape[0], -1, -1), x), dim=1)
+        for layer in self.layers:
+            x = layer(x)
+        x = self.norm(x)
+        summary = x[:, 0] if self.pooling == "cls" else x.mean(dim=1)
+        return self.head(summary)

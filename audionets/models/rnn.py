@@ -1,1 +1,162 @@
-"""(being written)"""
+"""The minimal gated unit (MGU) and a factory for the recurrent layers classifiers use.
+
+MGU (Zhou et al., 2016, "Minimal Gated Unit for Recurrent Neural Networks") has a single
+forget gate. We implement the form taught in the course:
+
+.. math::
+
+    f_t &= \\sigma(W_f h_{t-1} + U_f x_t + b_f) \\\\
+    h_t &= f_t \\odot h_{t-1} + (1 - f_t) \\odot \\tanh(W_h h_{t-1} + U_h x_t + b_h)
+
+Note: the original paper also gates the recurrent input of the candidate,
+:math:`\\tanh(W_h (f_t \\odot h_{t-1}) + U_h x_t + b_h)`; the course (and this module) feeds
+:math:`h_{t-1}` to the candidate directly, which lets both recurrent products be computed in
+one matrix multiply per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from audionets.errors import ConfigError
+
+CELLS = ("rnn", "mgu", "gru", "lstm")
+
+
+class MGUCell(nn.Module):
+    """One MGU step: ``(x[B, input_size], h[B, hidden_size]) -> h'[B, hidden_size]``.
+
+    Parameters (names follow :class:`torch.nn.GRUCell`; rows are ``[f; candidate]``):
+    ``weight_ih [2H, I]`` holds ``U_f; U_h``, ``weight_hh [2H, H]`` holds ``W_f; W_h``,
+    ``bias [2H]`` holds ``b_f; b_h``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(2 * hidden_size)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(H), 1/sqrt(H)), as PyTorch's recurrent layers."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for param in self.parameters():
+            nn.init.uniform_(param, -bound, bound)
+
+    def input_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """``U x + b`` for any leading shape: ``[..., I] -> [..., 2H]`` (done once per sequence)."""
+        return nn.functional.linear(x, self.weight_ih, self.bias)
+
+    def step(self, projected: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """One step from the precomputed input projection ``[B, 2H]`` and ``h[B, H]``."""
+        gate_in, cand_in = projected.chunk(2, dim=-1)
+        gate_rec, cand_rec = nn.functional.linear(h, self.weight_hh).chunk(2, dim=-1)
+        f = torch.sigmoid(gate_rec + gate_in)
+        return f * h + (1.0 - f) * torch.tanh(cand_rec + cand_in)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        if h is None:
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+        return self.step(self.input_projection(x), h)
+
+
+class MinimalGatedUnit(nn.Module):
+    """A multi-layer, optionally bidirectional MGU with the interface of :class:`torch.nn.GRU`.
+
+    Shapes (``batch_first=True``, D = 2 if bidirectional else 1):
+    ``x[B, T, input_size], h0[num_layers * D, B, H] (optional)`` ->
+    ``(output[B, T, D * H], h_n[num_layers * D, B, H])``.
+    With ``batch_first=False`` the sequences are ``[T, B, ...]`` instead.
+    ``dropout`` is applied to the outputs of every layer but the last, as in PyTorch.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.batch_first = batch_first
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        self.cells = nn.ModuleList(
+            MGUCell(input_size if layer == 0 else directions * hidden_size, hidden_size, bias)
+            for layer in range(num_layers)
+            for _ in range(directions)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def _run(self, cell: MGUCell, x: torch.Tensor, h: torch.Tensor, reverse: bool) -> torch.Tensor:
+        projected = cell.input_projection(x)  # [B, T, 2H]
+        steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
+        outputs: list[torch.Tensor] = [x.new_empty(0)] * x.shape[1]
+        for t in steps:
+            h = cell.step(projected[:, t], h)
+            outputs[t] = h
+        return torch.stack(outputs, dim=1)
+
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        directions = 2 if self.bidirectional else 1
+        if h0 is None:
+            h0 = x.new_zeros(self.num_layers * directions, x.shape[0], self.hidden_size)
+        finals = []
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(directions):
+                index = layer * directions + direction
+                out = self._run(self.cells[index], x, h0[index], reverse=direction == 1)
+                finals.append(out[:, 0] if direction == 1 else out[:, -1])
+                outs.append(out)
+            x = torch.cat(outs, dim=-1)
+            if layer < self.num_layers - 1:
+                x = self.dropout(x)
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        return x, torch.stack(finals, dim=0)
+
+
+def build_recurrent(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    where: str = "model.cell",
+) -> nn.Module:
+    """A batch-first recurrent layer ``x[B, T, I] -> (out[B, T, D * H], state)``.
+
+    ``cell`` is ``"rnn"`` (tanh), ``"mgu"``, ``"gru"`` or ``"lstm"``.
+    """
+    key = str(cell).lower()
+    kwargs = dict(
+        num_layers=num_layers, batch_first=True, bidirectional=bidirectional,
+        dropout=dropout if num_layers > 1 else 0.0,
+    )
+    if key == "mgu":
+        return MinimalGatedUnit(input_size, hidden_size, **kwargs)
+    if key == "rnn":
+        return nn.RNN(input_size, hidden_size, nonlinearity="tanh", **kwargs)
+    if key == "gru":
+        return nn.GRU(input_size, hidden_size, **kwargs)
+    if key == "lstm":
+        return nn.LSTM(input_size, hidden_size, **kwargs)
+    raise ConfigError(f"unknown {where} {cell!r}; choose one of: {', '.join(CELLS)}")
