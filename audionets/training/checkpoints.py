@@ -1,0 +1,150 @@
+"""Training checkpoints: atomic save, safe load (``weights_only=True``), RNG state, best-k.
+
+A checkpoint is a dict of tensors and plain Python values only, so that it loads with
+``torch.load(path, weights_only=True)`` (no code runs while loading)::
+
+    {"model", "optimizer", "scheduler", "scaler",     # state dicts
+     "epoch",            # completed epochs
+     "batch_in_epoch",   # batches of epoch ``epoch`` already trained (0 at an epoch boundary)
+     "step",             # optimizer steps so far
+     "rng",              # see :func:`capture_rng`
+     "config", "labels", "best", "audionets_version", "monitor"}
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from audionets.errors import CheckpointError
+from audionets.utils import atomic_write
+
+LAST = "last.pt"
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` to ``path`` atomically (a reader never sees a partial file)."""
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; CheckpointError if missing, unsafe or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; check the path or experiment_dir")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: not a plain-tensor checkpoint ({first[:160]}); "
+            "only load checkpoints you trust and that audionets wrote"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: unreadable checkpoint ({first[:160]}); it may be truncated") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not an audionets checkpoint (expected a dict)")
+    return state
+
+
+def capture_rng() -> dict[str, Any]:
+    """RNG states of torch (CPU and CUDA), NumPy and ``random`` as tensors and plain values."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {
+            "version": int(py_version),
+            "internal": torch.tensor(py_internal, dtype=torch.int64),
+            "gauss_next": py_gauss,
+        },
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"].cpu())
+    np_state = state["numpy"]
+    np.random.set_state((
+        "MT19937", np_state["keys"].numpy().astype(np.uint32), int(np_state["pos"]),
+        int(np_state["has_gauss"]), float(np_state["cached_gaussian"]),
+    ))
+    py = state["python"]
+    random.setstate((int(py["version"]), tuple(int(x) for x in py["internal"].tolist()),
+                     py["gauss_next"]))
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+class BestCheckpoints:
+    """Keeps the ``keep`` best checkpoint files by a monitored value (``mode`` max or min).
+
+    Entries are ``{"path": file name, "value": float, "epoch": int}``, stored in every
+    checkpoint (``state["best"]``) so that a resumed run keeps managing the same files.
+    """
+
+    def __init__(self, folder: Path, keep: int, mode: str, entries: list[dict[str, Any]] | None = None) -> None:
+        self.folder = Path(folder)
+        self.keep = keep
+        self.mode = mode
+        self.entries = [dict(e) for e in (entries or []) if (self.folder / e["path"]).is_file()]
+
+    def _sorted(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(entries, key=lambda e: e["value"], reverse=self.mode == "max")
+
+    def is_candidate(self, value: float) -> bool:
+        if not np.isfinite(value) or self.keep <= 0:
+            return False
+        if len(self.entries) < self.keep:
+            return True
+        worst = self._sorted(self.entries)[-1]["value"]
+        return value > worst if self.mode == "max" else value < worst
+
+    def add(self, state: dict[str, Any], value: float, epoch: int, monitor: str) -> Path | None:
+        """Save ``state`` as a best checkpoint if ``value`` makes the top ``keep``; prune the rest."""
+        if not self.is_candidate(value):
+            return None
+        name = f"best-epoch{epoch:03d}-{monitor}={value:.4f}.pt"
+        self.entries = self._sorted(self.entries + [{"path": name, "value": float(value), "epoch": epoch}])
+        dropped, self.entries = self.entries[self.keep:], self.entries[: self.keep]
+        state["best"] = self.entries
+        save_checkpoint(state, self.folder / name)
+        for entry in dropped:
+            (self.folder / entry["path"]).unlink(missing_ok=True)
+        return self.folder / name
+
+    def best_path(self) -> Path | None:
+        return self.folder / self._sorted(self.entries)[0]["path"] if self.entries else None
+
+
+def find_best_checkpoint(folder: str | Path) -> Path | None:
+    """The best checkpoint in ``folder``, judged from the ``best-epochNNN-METRIC=VALUE.pt`` names.
+
+    Losses (metric names ending in ``loss``) are better when lower, other metrics when higher.
+    Returns None when there is no best checkpoint.
+    """
+    scored = []
+    for path in Path(folder).glob("best-epoch*-*=*.pt"):
+        metric, _, value = path.stem.split("-", 2)[-1].rpartition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        scored.append((-number if metric.endswith("loss") else number, path))
+    return max(scored)[1] if scored else None

@@ -1,0 +1,327 @@
+"""Training configs: a YAML file plus ``key=value`` overrides, checked into typed sections.
+
+A config has fixed sections with a schema (:class:`TrainerConfig`, :class:`OptimizerConfig`,
+:class:`SchedulerConfig` and the top-level keys of :class:`Config`) and free-form sections
+(``model``, ``data``, ``loss``) whose keys are the keyword arguments of the model/dataset
+constructor (checked with :func:`audionets.registry.check_kwargs` when they are built).
+
+``data`` may hold per-split override dicts ``train``, ``valid`` and ``test``, merged over the
+common keys for that split only::
+
+    data: {name: synth_mix, segment_seconds: 2.0, num_examples: 2000,
+           valid: {num_examples: 200}, test: {num_examples: 200, segment_seconds: null}}
+
+Overrides are dotted keys with YAML values: ``trainer.max_epochs=3``, ``data.root=/data``,
+``model.num_sources=3``, ``optimizer.lr=1e-3``, ``experiment_dir=exp/run2``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audionets import __version__
+from audionets.errors import ConfigError
+
+TASKS = ("classification", "separation", "reconstruction")
+SPLITS = ("train", "valid", "test")
+FREE_FORM = ("model", "data", "loss")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` (no dot) as a float, as people write learning rates."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, where: str = "<string>") -> Any:
+    """Parse YAML text with the config loader; a syntax error becomes a ConfigError."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (SafeLoader subclass)
+    except yaml.YAMLError as err:
+        line = str(err).replace("\n", " ")
+        raise ConfigError(f"{where}: invalid YAML ({line})") from None
+
+
+@dataclass
+class TrainerConfig:
+    """How to train: loop length, batching, device, precision, checkpoints."""
+
+    max_epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimizer steps (also mid-epoch)
+    batch_size: int = 4
+    valid_batch_size: int | None = None  # default: batch_size
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    grad_clip: float | None = 5.0
+    accumulate: int = 1
+    num_workers: int = 0
+    keep_best: int = 3
+    monitor: str | None = None  # default: the task's main validation metric
+    monitor_mode: str | None = None  # max | min; default from the monitored metric
+    limit_train_batches: int | None = None
+    limit_valid_batches: int | None = None  # also limits the final test pass
+    test: bool = True  # evaluate the best checkpoint on the test split at the end
+    progress: bool = True  # tqdm bars (only on a TTY and on rank 0)
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.9  # sgd only
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "none"  # plateau | cosine | none
+    factor: float = 0.5  # plateau
+    patience: int = 2  # plateau
+    min_lr: float = 0.0  # plateau, cosine
+    warmup_steps: int = 0  # cosine: linear warm-up over this many optimizer steps
+
+
+_SECTIONS = {"trainer": TrainerConfig, "optimizer": OptimizerConfig, "scheduler": SchedulerConfig}
+_CHOICES = {
+    "task": TASKS,
+    "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
+    "trainer.monitor_mode": ("max", "min"),
+    "optimizer.name": ("adam", "adamw", "sgd"),
+    "scheduler.name": ("plateau", "cosine", "none"),
+}
+_POSITIVE = ("trainer.max_epochs", "trainer.max_steps", "trainer.batch_size",
+             "trainer.valid_batch_size", "trainer.accumulate", "trainer.limit_train_batches",
+             "trainer.limit_valid_batches", "sample_rate")
+
+
+@dataclass
+class Config:
+    """A resolved training config; :meth:`to_dict` is what is saved with every checkpoint."""
+
+    task: str
+    model: dict[str, Any]
+    data: dict[str, Any]
+    experiment_dir: str = "exp/default"
+    seed: int = 0
+    sample_rate: int | None = None
+    loss: dict[str, Any] = field(default_factory=dict)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    labels: list[str] | None = None  # class names (classification), filled in from the data
+    audionets_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-able dict of the whole config (fixed sections included)."""
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    def data_kwargs(self, split: str) -> dict[str, Any]:
+        """Dataset kwargs for ``split``: common keys of ``data`` with ``data.<split>`` merged over.
+
+        Returns the dict without ``name`` and without the per-split sub-dicts.
+        """
+        common = {k: v for k, v in self.data.items() if k not in SPLITS and k != "name"}
+        common.update(self.data.get(split) or {})
+        return copy.deepcopy(common)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widened to float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(value, inner[0], key)
+    elif origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        raise ConfigError(f"{key}: expected a list, got {value!r}")
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is bool or tp is str:
+        if isinstance(value, tp):
+            return value
+    else:  # pragma: no cover - schema bug
+        raise TypeError(f"unsupported annotation {tp!r} for {key}")
+    expected = " or ".join(
+        _type_name(a) for a in (typing.get_args(tp) or (tp,))
+    ).replace("NoneType", "null")
+    raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _build_dataclass(cls: type, values: Any, where: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in hints:
+            raise ConfigError(
+                f"unknown key {dotted}; {where or 'the top level'} accepts: {', '.join(valid)}"
+            )
+        if where == "" and key in _SECTIONS:
+            kwargs[key] = _build_dataclass(_SECTIONS[key], value, key)
+        else:
+            kwargs[key] = _coerce(value, hints[key], dotted)
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.name not in kwargs and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+        raise ConfigError(f"missing key {', '.join(missing)}; a config needs task, model, data") from None
+
+
+def _validate(config: Config) -> None:
+    flat = {"task": config.task, "sample_rate": config.sample_rate}
+    for section in _SECTIONS:
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            flat[f"{section}.{key}"] = value
+    for key, choices in _CHOICES.items():
+        if flat[key] is not None and flat[key] not in choices:
+            raise ConfigError(f"{key}: {flat[key]!r} is not one of: {', '.join(choices)}")
+    for key in _POSITIVE:
+        if flat[key] is not None and flat[key] <= 0:
+            raise ConfigError(f"{key}: must be a positive integer, got {flat[key]!r}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.trainer.device):
+        raise ConfigError(
+            f"trainer.device: {config.trainer.device!r} is not one of: auto, cpu, cuda, cuda:N"
+        )
+    for section in FREE_FORM:
+        if not isinstance(getattr(config, section), dict):
+            raise ConfigError(f"{section}: expected a mapping, got {getattr(config, section)!r}")
+    for section in ("model", "data"):
+        if not isinstance(getattr(config, section).get("name"), str):
+            raise ConfigError(f"{section}.name: missing; name the {section} to build "
+                              f"(e.g. {section}.name=...)")
+    for split in SPLITS:
+        sub = config.data.get(split)
+        if sub is not None and not isinstance(sub, dict):
+            raise ConfigError(f"data.{split}: expected a mapping of per-split data keys, got {sub!r}")
+    _check_version(config.audionets_version, "audionets_version")
+
+
+def _check_version(version: str, where: str) -> None:
+    """Refuse a config written by a newer audionets (MAJOR.MINOR) than this one."""
+    def major_minor(text: str) -> tuple[int, int]:
+        parts = re.findall(r"\d+", str(text))[:2]
+        return (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) if parts else (0, 0)
+
+    if major_minor(version) > major_minor(__version__):
+        raise ConfigError(
+            f"{where}: written by audionets {version}, newer than the installed {__version__}; "
+            "upgrade audionets (pip install -U audionets)"
+        )
+
+
+def check_data_roots(config: Config) -> None:
+    """Raise ConfigError naming ``data.root`` (or ``data.<split>.root``) when it does not exist."""
+    candidates = [("data.root", config.data.get("root"))]
+    candidates += [(f"data.{s}.root", (config.data.get(s) or {}).get("root")) for s in SPLITS]
+    for key, root in candidates:
+        if root is not None and not Path(str(root)).expanduser().is_dir():
+            raise ConfigError(
+                f"{key}: folder {root} does not exist; set {key}=/path/to/the/dataset"
+            )
+
+
+def apply_override(tree: dict[str, Any], override: str) -> None:
+    """Apply one ``a.b.c=value`` override (value parsed as YAML) to the nested dict ``tree``."""
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {override!r}: expected key=value, e.g. trainer.max_epochs=3")
+    value = parse_yaml(text, where=f"override {key}") if text.strip() else None
+    parts = key.split(".")
+    node = tree
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(
+                f"override {key}: {'.'.join(parts[:depth + 1])} is not a mapping"
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def config_from_dict(raw: Any, overrides: list[str] | tuple[str, ...] = (),
+                     where: str = "config") -> Config:
+    """Build and validate a :class:`Config` from a plain dict plus dotted overrides."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    tree = copy.deepcopy(raw)
+    for override in overrides:
+        apply_override(tree, override)
+    config = _build_dataclass(Config, tree, "")
+    _validate(config)
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                check_paths: bool = True) -> Config:
+    """Read a YAML config, apply ``key=value`` overrides and validate it.
+
+    Raises ConfigError for an unreadable file, unknown keys, wrong types, bad choices and
+    (with ``check_paths``) a ``data.root`` that does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; pass the path of a recipe config.yaml")
+    raw = parse_yaml(path.read_text(encoding="utf-8"), where=str(path))
+    config = config_from_dict(raw, overrides, where=str(path))
+    if check_paths:
+        check_data_roots(config)
+    return config
+
+
+def save_config(config: Config | dict[str, Any], path: str | Path) -> None:
+    """Write a config as YAML atomically."""
+    from audionets.utils import atomic_write
+
+    data = config.to_dict() if isinstance(config, Config) else config
+    with atomic_write(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,600 @@
+"""The training loop: one :class:`Trainer` for every task, on CPU, one GPU or many (torchrun).
+
+``Trainer(config).fit()`` builds the datasets, model, optimizer and scheduler from a
+:class:`~audionets.training.config.Config`, trains with optional AMP, gradient accumulation
+and clipping, validates every epoch, logs ``metrics.csv``/``curves.png``, keeps ``last.pt``
+and the best ``keep_best`` checkpoints, and finally evaluates the best checkpoint on the test
+split (``test_metrics.json``). ``Trainer(config, resume=True)`` continues exactly from
+``experiment_dir/checkpoints/last.pt`` (also from the middle of an epoch). SIGINT/SIGTERM
+stop at the next optimizer step with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from audionets import __version__
+from audionets.errors import CheckpointError, ConfigError, OutputError
+from audionets.registry import DATASETS, MODELS
+from audionets.training import distributed
+from audionets.training.checkpoints import (
+    LAST,
+    BestCheckpoints,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from audionets.training.config import SPLITS, Config, save_config
+from audionets.training.logging import MetricsLogger
+from audionets.training.tasks import Task, build_task
+from audionets.utils import atomic_write
+
+log = logging.getLogger("audionets.train")
+
+
+def load_registries() -> None:
+    """Import the packages whose import registers the models and datasets."""
+    import audionets.data  # noqa: F401
+    import audionets.models  # noqa: F401
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch (CPU and every GPU)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: derive NumPy/``random`` seeds from the worker's torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("trainer.device: cuda requested but no CUDA GPU is available; "
+                              "use trainer.device=cpu")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` -> bf16 (or fp16 on GPUs without bf16) on CUDA, fp32 on CPU."""
+    if name != "auto":
+        return name
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _accepts(ctor: Any, key: str) -> bool:
+    params = inspect.signature(ctor).parameters
+    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def resolve_components(config: Config) -> None:
+    """Fill in model/data keys implied by the rest of the config, in place.
+
+    ``sample_rate`` (top level, else ``data.sample_rate``, else ``model.sample_rate``) is
+    passed to the model and the dataset when their constructors take it; ``num_sources`` (or
+    ``num_speakers``) of the data goes to a model that takes ``num_sources``. Conflicting explicit values raise ConfigError.
+    """
+    load_registries()
+    model_ctor = MODELS.get(config.model["name"])
+    data_ctor = DATASETS.get(config.data["name"])
+    rate = config.sample_rate or config.data.get("sample_rate") or config.model.get("sample_rate")
+    if rate is None:
+        raise ConfigError("sample_rate: missing; set sample_rate=8000 (or the rate of your data)")
+    config.sample_rate = int(rate)
+    for section, ctor in (("model", model_ctor), ("data", data_ctor)):
+        values = getattr(config, section)
+        if values.get("sample_rate") not in (None, config.sample_rate):
+            raise ConfigError(f"{section}.sample_rate: {values['sample_rate']} differs from "
+                              f"sample_rate {config.sample_rate}; set only the top-level sample_rate")
+        if _accepts(ctor, "sample_rate"):
+            values["sample_rate"] = config.sample_rate
+    sources = config.data.get("num_sources", config.data.get("num_speakers"))
+    if sources is not None and "num_sources" not in config.model and _accepts(model_ctor, "num_sources"):
+        config.model["num_sources"] = sources
+
+
+def build_dataset(config: Config, split: str) -> Dataset:
+    """``DATASETS.build(data.name, split=split, **data_kwargs(split))``."""
+    load_registries()
+    return DATASETS.build(config.data["name"], _where="data", split=split, **config.data_kwargs(split))
+
+
+def build_model(config: Config) -> nn.Module:
+    """The model of ``config.model`` (``{"name": ..., **kwargs}``)."""
+    load_registries()
+    spec = dict(config.model)
+    return MODELS.build(spec.pop("name"), _where="model", **spec)
+
+
+def resolve_monitor(config: Config, task: Task) -> tuple[str, str]:
+    """The monitored validation metric and its mode (``max``/``min``), checked against the task."""
+    monitor = config.trainer.monitor or task.default_monitor
+    valid = [f"valid_{m}" for m in task.all_metric_names()]
+    if monitor not in valid:
+        raise ConfigError(f"trainer.monitor: {monitor!r} is not a metric of the {task.name} task; "
+                          f"choose one of: {', '.join(valid)}")
+    mode = config.trainer.monitor_mode or ("max" if task.higher_is_better(monitor) else "min")
+    return monitor, mode
+
+
+def build_optimizer(config: Config, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+    opt = config.optimizer
+    if opt.name == "sgd":
+        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    if len(opt.betas) != 2:
+        raise ConfigError(f"optimizer.betas: expected two numbers, got {opt.betas!r}")
+    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
+
+
+def _cosine_factor(step: int, warmup: int, total: int, floor: float) -> float:
+    """LR multiplier: linear warm-up to 1 over ``warmup`` steps, then cosine down to ``floor``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(config: Config, optimizer: torch.optim.Optimizer, mode: str,
+                    total_steps: int) -> Any:
+    """``plateau`` (stepped per epoch on the monitored metric), ``cosine`` (per step) or None."""
+    sched = config.scheduler
+    if sched.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=sched.factor, patience=sched.patience, min_lr=sched.min_lr
+        )
+    if sched.name == "cosine":
+        floor = sched.min_lr / config.optimizer.lr if config.optimizer.lr > 0 else 0.0
+        warmup, total = sched.warmup_steps, max(1, total_steps)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: _cosine_factor(step, warmup, total, floor)
+        )
+    return None
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()}
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks at step boundaries (second Ctrl-C aborts)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Trainer.fit` did. ``status``: completed | max_steps | interrupted."""
+
+    status: str
+    epoch: int
+    step: int
+    experiment_dir: Path
+    last_checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    signum: int | None = None
+
+
+class Trainer:
+    """Trains ``config`` (see module docstring); ``resume`` continues from ``last.pt``."""
+
+    def __init__(self, config: Config, resume: bool = False) -> None:
+        self.config = config
+        self.resume = resume
+        self.dist = distributed.env_info()
+        self.device = resolve_device(config.trainer.device, self.dist.local_rank)
+        distributed.init_from_env(self.device)
+        self.precision = resolve_precision(config.trainer.precision, self.device)
+        self.task = build_task(config.task, config.loss)
+        self.monitor, self.monitor_mode = resolve_monitor(config, self.task)
+        self.exp_dir = Path(config.experiment_dir)
+        self.ckpt_dir = self.exp_dir / "checkpoints"
+        self._check_experiment_dir()
+
+        seed_everything(config.seed)
+        resolve_components(config)
+        self.datasets = {split: build_dataset(config, split) for split in SPLITS[:2]}
+        self._resolve_labels()
+        self.model = build_model(config).to(self.device)
+        self.train_model: nn.Module = self.model
+        if self.dist.enabled:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            seed_everything(config.seed + self.dist.rank)  # different dropout/crops per rank
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        total = config.trainer.max_steps or config.trainer.max_epochs * math.ceil(
+            self._num_batches("train") / config.trainer.accumulate
+        )
+        self.scheduler = build_scheduler(config, self.optimizer, self.monitor_mode, total)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.epoch = 0  # completed epochs
+        self.batch_in_epoch = 0  # batches of the current epoch already trained
+        self.step = 0  # optimizer steps
+        self.best = BestCheckpoints(self.ckpt_dir, config.trainer.keep_best, self.monitor_mode)
+        if resume:
+            self._load_last()
+        self.metrics_logger: MetricsLogger | None = None
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _check_experiment_dir(self) -> None:
+        last = self.ckpt_dir / LAST
+        if self.resume and not last.is_file():
+            raise CheckpointError(f"{last}: no checkpoint to resume from; run without --resume "
+                                  "to start, or point experiment_dir= at the run to continue")
+        if not self.resume and last.is_file():
+            raise OutputError(f"{self.exp_dir}: already holds a trained run; pass --resume to "
+                              "continue it or set experiment_dir= to a new folder")
+
+    def _resolve_labels(self) -> None:
+        if self.config.task != "classification":
+            return
+        labels = getattr(self.datasets["train"], "labels", None)
+        if labels is None:
+            raise ConfigError(f"data.name: dataset {self.config.data['name']!r} has no .labels; "
+                              "a classification dataset must list its class names")
+        self.config.labels = [str(label) for label in labels]
+        model_ctor = MODELS.get(self.config.model["name"])
+        given = self.config.model.get("num_classes")
+        if given is None and _accepts(model_ctor, "num_classes"):
+            self.config.model["num_classes"] = len(labels)
+        elif given is not None and given != len(labels):
+            raise ConfigError(f"model.num_classes: {given} but the dataset has {len(labels)} "
+                              "classes; drop model.num_classes to take it from the data")
+
+    def _batch_size(self, split: str) -> int:
+        trainer = self.config.trainer
+        if split != "train" and self.config.data_kwargs(split).get("segment_seconds", 0) is None:
+            return 1  # full-length items of different lengths cannot be stacked
+        return trainer.batch_size if split == "train" else (trainer.valid_batch_size or trainer.batch_size)
+
+    def _limit(self, split: str) -> int | None:
+        trainer = self.config.trainer
+        return trainer.limit_train_batches if split == "train" else trainer.limit_valid_batches
+
+    def _indices(self, split: str, epoch: int) -> list[int]:
+        dataset = self.datasets[split]
+        sampler = DistributedSampler(
+            dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+            shuffle=split == "train", seed=self.config.seed, drop_last=False,
+        )
+        sampler.set_epoch(epoch)
+        indices = list(sampler)
+        limit = self._limit(split)
+        if limit is not None:
+            indices = indices[: limit * self._batch_size(split)]
+        return indices
+
+    def _num_batches(self, split: str) -> int:
+        return math.ceil(len(self._indices(split, 0)) / self._batch_size(split))
+
+    def _loader(self, split: str, epoch: int, skip_batches: int = 0) -> DataLoader:
+        """Batches of ``split`` for ``epoch`` in a fixed order (seed, epoch), skipping the first few."""
+        batch_size = self._batch_size(split)
+        indices = self._indices(split, epoch)[skip_batches * batch_size:]
+        if split == "train" and hasattr(self.datasets[split], "set_epoch"):
+            self.datasets[split].set_epoch(epoch)  # datasets that draw fresh examples per epoch
+        generator = torch.Generator()
+        generator.manual_seed(self.config.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
+        workers = self.config.trainer.num_workers
+        return DataLoader(
+            self.datasets[split], batch_size=batch_size, sampler=indices, num_workers=workers,
+            worker_init_fn=_seed_worker if workers else None, generator=generator,
+            pin_memory=self.device.type == "cuda", drop_last=False,
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    # ----------------------------------------------------------------- checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "rng": capture_rng(),
+            "config": self.config.to_dict(),
+            "labels": self.config.labels,
+            "best": self.best.entries,
+            "monitor": {"name": self.monitor, "mode": self.monitor_mode},
+            "audionets_version": __version__,
+        }
+
+    def _save_last(self) -> Path:
+        path = self.ckpt_dir / LAST
+        if self.dist.is_main:
+            save_checkpoint(self._state(), path)
+        return path
+
+    def _load_last(self) -> None:
+        path = self.ckpt_dir / LAST
+        state = load_checkpoint(path, map_location=self.device)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            self.epoch, self.step = int(state["epoch"]), int(state["step"])
+            self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
+        except (KeyError, RuntimeError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise CheckpointError(f"{path}: does not fit this config ({first[:200]}); resume with "
+                                  "the config the run was started with") from None
+        self.best = BestCheckpoints(self.ckpt_dir, self.config.trainer.keep_best,
+                                    self.monitor_mode, state.get("best"))
+        restore_rng(state["rng"])
+        if self.dist.enabled and not self.dist.is_main:
+            seed_everything(self.config.seed + self.dist.rank + self.step)
+
+    # ----------------------------------------------------------------- loops
+    def _train_epoch(self, stop: _StopRequest) -> tuple[dict[str, float], str | None, bool]:
+        """Train the rest of epoch ``self.epoch``.
+
+        Returns the mean train metrics, why it stopped early (None, ``max_steps`` or
+        ``interrupted``) and whether the epoch is complete.
+        """
+        trainer = self.config.trainer
+        loader = self._loader("train", self.epoch, self.batch_in_epoch)
+        total = len(loader)
+        sums: dict[str, torch.Tensor] = {}
+        count = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.train_model.train()
+        reason, index = None, -1
+        items, start = 0, time.perf_counter()
+        bar = _progress(total, f"epoch {self.epoch + 1}/{trainer.max_epochs}",
+                        trainer.progress and self.dist.is_main)
+        self.optimizer.zero_grad(set_to_none=True)
+        for index, batch in enumerate(loader):
+            batch = _to_device(batch, self.device)
+            done_in_epoch = self.batch_in_epoch + index + 1
+            update = done_in_epoch % trainer.accumulate == 0 or index == total - 1
+            sync = contextlib.nullcontext()
+            if self.dist.enabled and not update:
+                sync = self.train_model.no_sync()  # type: ignore[operator]
+            with sync:
+                with self._autocast():
+                    loss, metrics = self.task.step(self.train_model, batch)
+                self.scaler.scale(loss / trainer.accumulate).backward()
+            _accumulate(sums, metrics)
+            count += next(iter(metrics.values())).numel()
+            items += Task.batch_size(batch)
+            if update:
+                self._optimizer_step()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4g}",
+                                items_s=f"{items / max(time.perf_counter() - start, 1e-9):.1f}")
+            if update:
+                if trainer.max_steps is not None and self.step >= trainer.max_steps:
+                    reason = "max_steps"
+                if distributed.any_process(stop.signum is not None, self.device):
+                    reason = "interrupted"
+                if reason is not None:
+                    break
+        if bar is not None:
+            bar.close()
+        finished = reason is None or (reason == "max_steps" and index == total - 1)
+        self.batch_in_epoch = 0 if finished else self.batch_in_epoch + index + 1
+        return _means(sums, count, "train_", self.dist.enabled), reason, finished
+
+    def _optimizer_step(self) -> None:
+        clip = self.config.trainer.grad_clip
+        self.scaler.unscale_(self.optimizer)
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else math.inf)
+        if self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)  # skips the step itself on inf/NaN gradients
+            self.scaler.update()
+        elif torch.isfinite(norm):
+            self.optimizer.step()
+        else:
+            log.warning("step %d: non-finite gradient norm, skipping this update", self.step + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+            self.scheduler.step()
+
+    @torch.no_grad()
+    def evaluate_split(self, split: str, model: nn.Module | None = None) -> dict[str, float]:
+        """Mean task metrics over ``split`` (``valid_*``/``test_*`` keys), all-reduced under DDP."""
+        model = model or self.train_model
+        model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        count = torch.zeros((), dtype=torch.float64, device=self.device)
+        loader = self._loader(split, 0)
+        bar = _progress(len(loader), split, self.config.trainer.progress and self.dist.is_main)
+        for batch in loader:
+            batch = _to_device(batch, self.device)
+            with self._autocast():
+                _, metrics = self.task.step(model, batch)
+            _accumulate(sums, metrics)
+            count += next(iter(metrics.values())).numel()
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return _means(sums, count, f"{split}_", self.dist.enabled)
+
+    def fit(self) -> FitResult:
+        """Train to ``max_epochs``/``max_steps`` (or a stop signal) and test; see the module doc."""
+        config, trainer = self.config, self.config.trainer
+        if self.dist.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.exp_dir / "config.yaml")
+            self.metrics_logger = MetricsLogger(self.exp_dir, resume_epoch=self.epoch if self.resume else None)
+        log.info("training %s on %s (%s, %d process%s): %d train / %d valid items -> %s",
+                 config.model["name"], self.device, self.precision, self.dist.world_size,
+                 "es" if self.dist.world_size > 1 else "", len(self.datasets["train"]),
+                 len(self.datasets["valid"]), self.exp_dir)
+        status = "completed"
+        stop = _StopRequest()
+        with stop:
+            if trainer.max_steps is not None and self.step >= trainer.max_steps:
+                status = "max_steps"
+            while status == "completed" and self.epoch < trainer.max_epochs:
+                started = time.perf_counter()
+                train_metrics, reason, finished = self._train_epoch(stop)
+                if reason == "interrupted" and not finished:
+                    path = self._save_last()
+                    log.warning("%s: stopped at step %d; checkpoint saved to %s",
+                                signal.Signals(stop.signum).name, self.step, path)
+                    return self._finish(FitResult("interrupted", self.epoch, self.step, self.exp_dir,
+                                                  path, self.best.best_path(), signum=stop.signum))
+                valid_metrics = self.evaluate_split("valid")
+                if finished:
+                    self.epoch += 1
+                if reason is not None:
+                    status = reason
+                self._end_epoch(train_metrics, valid_metrics, time.perf_counter() - started,
+                                partial=not finished)
+                if reason == "interrupted":  # the signal came with the epoch's last step
+                    log.warning("%s: stopped after epoch %d; checkpoint saved to %s",
+                                signal.Signals(stop.signum).name, self.epoch, self.ckpt_dir / LAST)
+                    return self._finish(FitResult("interrupted", self.epoch, self.step, self.exp_dir,
+                                                  self.ckpt_dir / LAST, self.best.best_path(),
+                                                  signum=stop.signum))
+        result = FitResult(status, self.epoch, self.step, self.exp_dir, self.ckpt_dir / LAST,
+                           self.best.best_path())
+        if trainer.test:
+            result.test_metrics = self._test()
+        return self._finish(result)
+
+    def _end_epoch(self, train: dict[str, float], valid: dict[str, float], seconds: float,
+                   partial: bool) -> None:
+        value = valid.get(self.monitor, math.nan)
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not partial:
+            if math.isfinite(value):
+                self.scheduler.step(value)
+        row = {"epoch": self.epoch + (1 if partial else 0), "step": self.step,
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **train, **valid}
+        summary = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))
+        log.info("epoch %d%s (step %d): %s", row["epoch"], " (partial)" if partial else "",
+                 self.step, summary)
+        if not self.dist.is_main:
+            return
+        state = self._state()
+        best = self.best.add(state, value, int(row["epoch"]), self.monitor)
+        if best is not None:
+            log.info("new best %s=%.4f -> %s", self.monitor, value, best)
+        state["best"] = self.best.entries
+        save_checkpoint(state, self.ckpt_dir / LAST)
+        assert self.metrics_logger is not None
+        self.metrics_logger.log(row)
+        self.metrics_logger.plot()
+
+    def _test(self) -> dict[str, float]:
+        """Evaluate the best checkpoint (else the current weights) on the test split (rank 0)."""
+        if not self.dist.is_main:
+            return {}
+        best = self.best.best_path()
+        model = self.model
+        if best is not None:
+            model.load_state_dict(load_checkpoint(best, map_location=self.device)["model"])
+        self.datasets["test"] = build_dataset(self.config, "test")
+        world, self.dist = self.dist, distributed.DistInfo()  # rank 0 alone sees every item
+        try:
+            metrics = self.evaluate_split("test", model)
+        finally:
+            self.dist = world
+        metrics["checkpoint"] = str(best) if best is not None else "last"  # type: ignore[assignment]
+        with atomic_write(self.exp_dir / "test_metrics.json") as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+        return metrics
+
+    def _finish(self, result: FitResult) -> FitResult:
+        if self.metrics_logger is not None:
+            self.metrics_logger.close()
+        return result
+
+
+def _accumulate(sums: dict[str, torch.Tensor], metrics: dict[str, torch.Tensor]) -> None:
+    for name, values in metrics.items():
+        total = values.detach().double().sum()
+        sums[name] = sums[name] + total if name in sums else total
+
+
+def _means(sums: dict[str, torch.Tensor], count: torch.Tensor, prefix: str,
+           reduce: bool) -> dict[str, float]:
+    """``{prefix + name: sum / count}``, with sums and counts added over processes if ``reduce``."""
+    if not sums:
+        return {}
+    names = sorted(sums)
+    packed = torch.stack([sums[n] for n in names] + [count])
+    if reduce:
+        distributed.all_reduce_sum(packed)
+    total = float(packed[-1])
+    return {prefix + n: float(v) / total for n, v in zip(names, packed[:-1].tolist())} if total else {}
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm bar when ``enabled`` and stderr is a terminal, else None."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
+
+
+def train(config: Config, resume: bool = False) -> FitResult:
+    """Train ``config`` (see :class:`Trainer`); joins/leaves the DDP process group as needed."""
+    try:
+        return Trainer(config, resume=resume).fit()
+    finally:
+        distributed.shutdown()
