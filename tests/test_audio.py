@@ -190,7 +190,7 @@ def test_truncated_files(tmp_path, suffix, subtype):
     audio.save(path, _tone(2, 8000), RATE, subtype=subtype)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(AudioError, match="truncated|not a readable") as err:
+    with pytest.raises(AudioError, match="truncated") as err:
         audio.load(path)
     assert str(path) in str(err.value)
 
