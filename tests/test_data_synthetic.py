@@ -121,11 +121,11 @@ def test_synth_mix_is_deterministic_and_dynamic_only_when_asked():
 def test_synth_mix_speakers_are_disjoint_across_splits():
     used = {}
     for split in ("train", "valid", "test"):
-        ds = SynthMix(split, segment_seconds=0.1, num_examples=20)
+        ds = SynthMix(split, segment_seconds=0.1, num_examples=12)
         used[split] = {tok for i in range(len(ds)) for tok in ds[i]["id"].split("-")[-1].split("_")}
     assert used["train"].isdisjoint(used["valid"]) and used["train"].isdisjoint(used["test"])
     assert used["valid"].isdisjoint(used["test"])
-    assert len(used["train"]) > 10
+    assert len(used["train"]) > 8
 
 
 @pytest.mark.parametrize("noise_type", ["white", "brown", "babble"])
@@ -211,3 +211,60 @@ def test_colored_noise_slope(exponent):
     band = (f > 0.01) & (f < 0.4)
     slope = np.polyfit(np.log(f[band]), np.log(psd[band]), 1)[0]
     assert slope == pytest.approx(-exponent, abs=0.15)
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def test_synth_events_items_labels_and_determinism():
+    from audionets.data.events import EVENT_CLASSES
+
+    ds = DATASETS.build("synth_events", split="test", sample_rate=8000, segment_seconds=0.25,
+                        num_examples=26)
+    assert ds.labels == list(EVENT_CLASSES) and len(ds.labels) >= 10
+    items = [ds[i] for i in range(len(ds))]
+    assert {int(it["label"]) for it in items} == set(range(len(ds.labels)))
+    for it in items:
+        assert it["wav"].shape == (2000,) and it["wav"].dtype == torch.float32
+        assert it["label"].dtype == torch.int64 and it["label"].ndim == 0
+        assert torch.isfinite(it["wav"]).all() and float(it["wav"].abs().max()) <= 0.99 + 1e-6
+        assert it["id"].endswith(ds.labels[int(it["label"])])
+    again = DATASETS.build("synth_events", split="test", sample_rate=8000, segment_seconds=0.25,
+                           num_examples=26)
+    torch.testing.assert_close(again[5]["wav"], items[5]["wav"], rtol=0, atol=0)
+    other = DATASETS.build("synth_events", split="valid", sample_rate=8000, segment_seconds=0.25)
+    assert not torch.equal(other[5]["wav"], items[5]["wav"])
+
+
+def _peak_track(wav: np.ndarray, sr: int) -> np.ndarray:
+    """Frequency of the strongest STFT bin in each loud frame (an independent check)."""
+    from scipy.signal import stft
+
+    f, _, z = stft(wav, sr, nperseg=512)
+    power = np.abs(z) ** 2
+    loud = power.sum(0) > 0.1 * power.sum(0).max()
+    return f[np.argmax(power, axis=0)][loud]
+
+
+def test_synth_event_classes_have_their_defining_structure():
+    ds = DATASETS.build("synth_events", split="train", segment_seconds=1.0, num_examples=13 * 3,
+                        background_snr_db=None, event_fraction=[0.8, 0.9])
+    names = ds.labels
+    for i in range(len(ds)):
+        item = ds[i]
+        name, wav = names[int(item["label"])], item["wav"].double().numpy()
+        track = _peak_track(wav, 16000)
+        half = len(track) // 2
+        if name == "chirp_up":
+            assert np.median(track[half:]) > 1.4 * np.median(track[:half])
+        elif name == "chirp_down":
+            assert np.median(track[:half]) > 1.4 * np.median(track[half:])
+        elif name == "tone":
+            assert np.ptp(track[2:-2]) <= 2 * 16000 / 512
+        elif name == "fm_tone":
+            assert np.ptp(track) > 2 * 16000 / 512
+        elif name == "square":
+            spec = np.abs(np.fft.rfft(wav))
+            f0_bin = np.argmax(spec)
+            assert spec[2 * f0_bin - 3:2 * f0_bin + 4].max() < 0.05 * spec[f0_bin]  # no 2nd harmonic
+            assert spec[3 * f0_bin - 3:3 * f0_bin + 4].max() > 0.2 * spec[f0_bin]

@@ -1,0 +1,244 @@
+"""Synthetic sound events in background noise: the ``synth_events`` classification dataset.
+
+Thirteen classes of short events (:data:`EVENT_CLASSES`). Pitch, duration, onset, level and
+the background (coloured noise of a random spectral slope at a random SNR) vary within every
+class, and all tonal classes share one frequency range, so that no single cue such as pitch or
+loudness gives the class away: a model has to learn spectral shape and temporal structure
+(sweep direction, modulation, harmonicity, odd-only harmonics, decay, click periodicity,
+noise colour, formants and syllables for speech).
+
+Item ``i`` is fully determined by ``(seed, split, i)``; its label is ``i % num_classes`` so
+that every split is balanced and holds every class. Speech events use the split's own talker
+pool (:func:`~audionets.data.speech.speaker_pool`), disjoint across splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from audionets.data.speech import speaker_pool, split_code, synthesize_utterance
+from audionets.data.transforms import colored_noise
+from audionets.errors import ConfigError
+from audionets.registry import DATASETS
+
+#: Class names, in label order.
+EVENT_CLASSES = (
+    "tone", "chirp_up", "chirp_down", "harmonic", "am_tone", "fm_tone", "click_train",
+    "white_noise", "pink_noise", "brown_noise", "speech", "impact", "square",
+)
+_DEFAULT_EXAMPLES = {"train": 5200, "valid": 520, "test": 1300}
+
+
+def _carrier(rng: np.random.Generator, sr: int, low: float = 150.0, high: float = 3000.0) -> float:
+    """A log-uniform frequency in [low, min(high, 0.35 sr)] Hz, shared by the tonal classes."""
+    high = min(high, 0.35 * sr)
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def _harmonics(f0: np.ndarray | float, t: np.ndarray, sr: int, ks: np.ndarray,
+               amps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sum of ``amps[j] * sin(ks[j] * phase)`` keeping harmonics below 0.45 sr."""
+    keep = ks * np.max(f0) < 0.45 * sr
+    phase = 2 * np.pi * f0 * t
+    out = np.zeros_like(t)
+    for k, a in zip(ks[keep], amps[keep]):
+        out += a * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+def _tone(t, sr, rng):
+    return np.sin(2 * np.pi * _carrier(rng, sr) * t + rng.uniform(0, 2 * np.pi))
+
+
+def _chirp(t, sr, rng, up: bool):
+    octaves = rng.uniform(1.0, 3.0)
+    high = min(3000.0, 0.35 * sr)
+    f1 = _carrier(rng, sr, 150.0, high / 2**octaves)
+    ratio = 2**octaves if up else 2**-octaves
+    start = f1 if up else f1 * 2**octaves
+    dur = t[-1] + 1.0 / sr
+    # Exponential sweep: f(t) = start * ratio ** (t / dur).
+    phase = 2 * np.pi * start * dur / np.log(ratio) * (ratio ** (t / dur) - 1.0)
+    return np.sin(phase + rng.uniform(0, 2 * np.pi))
+
+
+def _harmonic(t, sr, rng):
+    f0 = _carrier(rng, sr, 100.0, 800.0)
+    ks = np.arange(1, int(rng.integers(4, 13)) + 1, dtype=float)
+    amps = ks ** -rng.uniform(0.3, 1.2) * rng.uniform(0.6, 1.0, len(ks))
+    return _harmonics(f0, t, sr, ks, amps, rng)
+
+
+def _am_tone(t, sr, rng):
+    rate, depth = rng.uniform(4.0, 16.0), rng.uniform(0.7, 1.0)
+    envelope = 1.0 - depth * 0.5 * (1.0 + np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)))
+    return envelope * _tone(t, sr, rng)
+
+
+def _fm_tone(t, sr, rng):
+    fc = _carrier(rng, sr, 250.0)
+    rate, depth = rng.uniform(3.0, 10.0), rng.uniform(0.05, 0.15)
+    freq = fc * (1.0 + depth * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)))
+    return np.sin(2 * np.pi * np.cumsum(freq) / sr)
+
+
+def _click_train(t, sr, rng):
+    rate = rng.uniform(8.0, 40.0)
+    out = np.zeros_like(t)
+    positions = np.arange(rng.uniform(0, 1.0 / rate), t[-1], 1.0 / rate)
+    out[(positions * sr).astype(int)] = 1.0
+    # Each click is a short decaying noise burst (a few ms) of a random brightness.
+    length = max(2, int(rng.uniform(0.001, 0.004) * sr))
+    kernel = rng.standard_normal(length) * np.exp(-np.arange(length) / (0.3 * length))
+    if rng.uniform() < 0.5:
+        kernel = np.cumsum(kernel) * 0.3  # darker clicks
+    return np.convolve(out, kernel)[: len(t)]
+
+
+def _noise(exponent: float) -> Callable:
+    def make(t, sr, rng):
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        return colored_noise(len(t), exponent, generator, torch.float64).numpy()
+
+    return make
+
+
+def _impact(t, sr, rng):
+    out = np.zeros_like(t)
+    base = _carrier(rng, sr, 150.0, 2000.0)
+    for ratio in np.concatenate([[1.0], rng.uniform(1.5, 6.0, int(rng.integers(0, 4)))]):
+        f = min(base * ratio, 0.45 * sr)
+        tau = rng.uniform(0.01, 0.15)
+        out += rng.uniform(0.3, 1.0) * np.exp(-t / tau) * np.sin(2 * np.pi * f * t)
+    return out
+
+
+def _square(t, sr, rng):
+    f0 = _carrier(rng, sr, 100.0, 800.0)
+    ks = np.arange(1, int(0.45 * sr / f0) + 1, 2, dtype=float)
+    return _harmonics(f0, t, sr, ks, 1.0 / ks, rng)
+
+
+_GENERATORS: dict[str, Callable] = {
+    "tone": _tone,
+    "chirp_up": lambda t, sr, rng: _chirp(t, sr, rng, up=True),
+    "chirp_down": lambda t, sr, rng: _chirp(t, sr, rng, up=False),
+    "harmonic": _harmonic,
+    "am_tone": _am_tone,
+    "fm_tone": _fm_tone,
+    "click_train": _click_train,
+    "white_noise": _noise(0.0),
+    "pink_noise": _noise(1.0),
+    "brown_noise": _noise(2.0),
+    "impact": _impact,
+    "square": _square,
+}
+_NO_FADE = ("impact", "click_train")  # sharp onsets are part of these classes
+
+
+@DATASETS.register("synth_events")
+class SynthEvents(torch.utils.data.Dataset):
+    """Sound-event classification: one event in background noise per example.
+
+    Items: ``{"wav": [T] float32, "label": int64 scalar, "id": str}``; ``.labels`` names the
+    classes (:data:`EVENT_CLASSES`).
+
+    Args:
+        split: "train", "valid" or "test".
+        sample_rate: in Hz (16000 by default; 8000 works, with a lower frequency range).
+        segment_seconds: example length; None draws a length from ``duration_range``.
+        num_examples: examples per split (default 5200 train, 520 valid, 1300 test).
+        seed: seeds every example (and the talker pools of the speech class).
+        background_snr_db: (low, high) SNR of the event (over its active span) to the
+            background, or None for none. The background is coloured noise with a spectral
+            slope drawn between pink and white-pink / pink-brown (1/f^0.5 to 1/f^1.5), so
+            that noise-burst classes remain defined by their colour relative to it.
+        event_fraction: (low, high) event duration as a fraction of the example.
+        level_db: (low, high) RMS level of the event in dBFS.
+        duration_range: (low, high) seconds when ``segment_seconds`` is None.
+    """
+
+    def __init__(self, split: str = "train", sample_rate: int = 16000,
+                 segment_seconds: float | None = 1.0, num_examples: int | None = None,
+                 seed: int = 0, background_snr_db: Sequence[float] | None = (0.0, 30.0),
+                 event_fraction: Sequence[float] = (0.3, 0.9),
+                 level_db: Sequence[float] = (-35.0, -12.0),
+                 duration_range: Sequence[float] = (1.0, 3.0)) -> None:
+        self.split = split
+        self.code = split_code(split)
+        self.sample_rate = int(sample_rate)
+        if self.sample_rate < 4000:
+            raise ConfigError(f"data.sample_rate: {sample_rate} Hz is too low; use >= 4000")
+        if segment_seconds is not None and segment_seconds <= 0:
+            raise ConfigError(f"data.segment_seconds: {segment_seconds} must be > 0 or null")
+        self.segment_seconds = segment_seconds
+        self.num_examples = _DEFAULT_EXAMPLES[split] if num_examples is None else int(num_examples)
+        if self.num_examples <= 0:
+            raise ConfigError(f"data.num_examples: {self.num_examples} must be > 0")
+        self.seed = int(seed)
+        self.background_snr_db = None if background_snr_db is None else _pair(
+            background_snr_db, "background_snr_db")
+        self.event_fraction = _pair(event_fraction, "event_fraction")
+        if not 0 < self.event_fraction[0] <= self.event_fraction[1] <= 1:
+            raise ConfigError(f"data.event_fraction: {event_fraction!r} must lie in (0, 1]")
+        self.level_db = _pair(level_db, "level_db")
+        self.duration_range = _pair(duration_range, "duration_range")
+        self.labels: list[str] = list(EVENT_CLASSES)
+        self.speakers = speaker_pool(split, self.seed)
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def _event(self, name: str, length: int, rng: np.random.Generator) -> np.ndarray:
+        sr = self.sample_rate
+        if name == "speech":
+            speaker = self.speakers[int(rng.integers(len(self.speakers)))]
+            return synthesize_utterance(speaker, length / sr, sr, rng).astype(np.float64)
+        t = np.arange(length) / sr
+        wav = _GENERATORS[name](t, sr, rng)
+        if name not in _NO_FADE:
+            fade_in = max(1, min(int(rng.uniform(0.005, 0.05) * sr), length // 2))
+            fade_out = max(1, min(int(rng.uniform(0.01, 0.1) * sr), length // 2))
+            envelope = np.ones(length)
+            envelope[:fade_in] = np.minimum(envelope[:fade_in], np.linspace(0, 1, fade_in))
+            envelope[-fade_out:] = np.minimum(envelope[-fade_out:], np.linspace(1, 0, fade_out))
+            wav = wav * envelope
+        return wav
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.num_examples:
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, self.code, int(index), 0xE7E7])
+        label = index % len(self.labels)
+        seconds = (self.segment_seconds if self.segment_seconds is not None
+                   else rng.uniform(*self.duration_range))
+        length = max(1, int(round(seconds * self.sample_rate)))
+        span = max(1, int(round(length * rng.uniform(*self.event_fraction))))
+        onset = int(rng.integers(0, length - span + 1))
+        event = self._event(self.labels[label], span, rng)
+        event_rms = np.sqrt(np.mean(event**2)) + 1e-12
+        event *= 10.0 ** (rng.uniform(*self.level_db) / 20.0) / event_rms
+        wav = np.zeros(length)
+        wav[onset:onset + span] = event
+        if self.background_snr_db is not None:
+            generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            background = colored_noise(length, rng.uniform(0.5, 1.5), generator,
+                                       torch.float64).numpy()
+            snr = rng.uniform(*self.background_snr_db)
+            wav += background * np.sqrt(np.mean(event**2)) / 10.0 ** (snr / 20.0)
+        wav /= max(1.0, float(np.max(np.abs(wav))) / 0.99)
+        return {
+            "wav": torch.from_numpy(wav.astype(np.float32)),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "id": f"synth_events-{self.split}-{index:06d}-{self.labels[label]}",
+        }
+
+
+def _pair(value: Sequence[float], key: str) -> tuple[float, float]:
+    values = [float(v) for v in value]
+    if len(values) != 2 or values[0] > values[1]:
+        raise ConfigError(f"data.{key}: expected [low, high] with low <= high, got {value!r}")
+    return values[0], values[1]
