@@ -43,6 +43,7 @@ class Separator:
         chunk_seconds: default chunk length for :meth:`separate_file`.
         overlap_seconds: default overlap between chunks for :meth:`separate_file`.
         source: where the model came from (for messages).
+        config: the model's training config (``from_pretrained`` fills it in), or None.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class Separator:
         chunk_seconds: float = 10.0,
         overlap_seconds: float = 1.0,
         source: str | None = None,
+        config: dict | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -61,6 +63,7 @@ class Separator:
         self.chunk_seconds = float(chunk_seconds)
         self.overlap_seconds = float(overlap_seconds)
         self.source = source
+        self.config = config
 
     @classmethod
     def from_pretrained(
@@ -84,7 +87,8 @@ class Separator:
             from audionets.nn.quantization import quantize_dynamic_int8
 
             model = quantize_dynamic_int8(model)
-        return cls(model, meta.sample_rate, device=device, source=str(source), **kwargs)
+        return cls(model, meta.sample_rate, device=device, source=str(source),
+                   config=meta.config, **kwargs)
 
     def __repr__(self) -> str:
         return (f"Separator(source={self.source!r}, sample_rate={self.sample_rate}, "

@@ -1,0 +1,198 @@
+"""Separator: batch API, files of any rate / channels / length, chunk continuity, safety."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.functional as taf
+from torch import nn
+
+import audionets.models  # noqa: F401  (registers the models)
+from audionets.errors import AudioError, OutputError
+from audionets.inference import Separator
+from audionets.registry import MODELS
+
+RATE = 8000
+TINY = dict(encoder_channels=16, d_model=16, chunk_size=20, num_blocks=1, intra_layers=1,
+            inter_layers=1, nhead=2, d_ffn=32)
+
+
+@pytest.fixture(scope="module")
+def separator():
+    torch.manual_seed(0)
+    return Separator(MODELS.build("sepformer", **TINY), RATE)
+
+
+def write(path, wav, rate=RATE, subtype="FLOAT"):
+    """Write ``wav [C, T]`` (or ``[T]``) as a float WAV and return the path."""
+    data = np.asarray(wav, dtype=np.float32)
+    sf.write(str(path), data.T if data.ndim == 2 else data, rate, subtype=subtype)
+    return path
+
+
+def read(path):
+    data, rate = sf.read(str(path), dtype="float32")
+    return torch.from_numpy(data), rate
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_separate_batch_is_the_model_output_transposed(separator):
+    mix = torch.randn(3, 1234)
+    est = separator.separate_batch(mix)
+    assert est.shape == (3, 1234, 2) and not est.requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(est, separator.model(mix).transpose(1, 2))
+
+
+@pytest.mark.parametrize("bad", [torch.randn(100), torch.randn(1, 2, 100), torch.zeros(2, 0)])
+def test_separate_batch_rejects_bad_shapes(separator, bad):
+    with pytest.raises(AudioError, match="batch, time"):
+        separator.separate_batch(bad)
+
+
+def test_separate_batch_rejects_nan(separator):
+    mix = torch.randn(1, 100)
+    mix[0, 5] = float("nan")
+    with pytest.raises(AudioError, match="NaN"):
+        separator.separate_batch(mix)
+
+
+def test_short_file_is_exactly_one_forward_pass(separator, tmp_path):
+    mix = torch.randn(RATE) * 0.1
+    src = write(tmp_path / "short.wav", mix)
+    paths = separator.separate_file(src, chunk_seconds=2.0, progress=False)
+    assert [p.name for p in paths] == ["short_s1.wav", "short_s2.wav"]
+    assert all(p.parent == tmp_path for p in paths)  # default: next to the input
+    with torch.no_grad():
+        ref = separator.model(mix[None])[0]
+    for k, path in enumerate(paths):
+        out, rate = read(path)
+        assert rate == RATE and sf.info(str(path)).subtype == "FLOAT"
+        assert torch.equal(out, ref[k])
+
+
+def test_other_rate_and_stereo_are_resampled_and_downmixed(separator, tmp_path):
+    stereo = torch.randn(2, 22050) * 0.1  # 0.5 s at 44.1 kHz
+    src = write(tmp_path / "hi.flac", stereo, rate=44100, subtype="PCM_24")
+    paths = separator.separate_file(src, out_dir=tmp_path / "out", progress=False)
+    stored = torch.from_numpy(sf.read(str(src), dtype="float32")[0].T)
+    mono = taf.resample(stored.mean(0, keepdim=True), 44100, RATE)
+    with torch.no_grad():
+        ref = taf.resample(separator.model(mono), RATE, 44100)[0, :, :22050]
+    for k, path in enumerate(paths):
+        out, rate = read(path)
+        assert rate == 44100 and out.shape == (22050,)
+        torch.testing.assert_close(out, ref[k], atol=1e-5, rtol=1e-4)
+
+
+def test_each_channel_separates_channels_independently(separator, tmp_path):
+    wav = torch.randn(3, 4000) * 0.1
+    src = write(tmp_path / "multi.wav", wav)
+    paths = separator.separate_file(src, channels="each", progress=False)
+    assert [p.name for p in paths] == [f"multi_ch{c}_s{k}.wav" for c in (1, 2, 3) for k in (1, 2)]
+    ref = separator.separate_batch(wav)  # [3, T, 2]
+    for i, path in enumerate(paths):
+        torch.testing.assert_close(read(path)[0], ref[i // 2, :, i % 2])
+
+
+@pytest.mark.parametrize("frames", [1, 79, 4000, 12345])
+def test_output_length_equals_input_length(separator, tmp_path, frames):
+    src = write(tmp_path / "x.wav", torch.randn(frames) * 0.1)
+    for path in separator.separate_file(src, chunk_seconds=0.5, overlap_seconds=0.1, progress=False):
+        assert sf.info(str(path)).frames == frames
+
+
+def test_long_file_matches_in_memory_chunking(separator, tmp_path):
+    mix = torch.randn(RATE * 3) * 0.1
+    src = write(tmp_path / "long.wav", mix)
+    paths = separator.separate_file(src, chunk_seconds=0.8, overlap_seconds=0.2, progress=False)
+    ref = separator.separate_long(mix[None], chunk_seconds=0.8, overlap_seconds=0.2)[0]
+    for k, path in enumerate(paths):
+        torch.testing.assert_close(read(path)[0], ref[:, k], atol=1e-6, rtol=1e-5)
+
+
+class SwappingBandSplit(nn.Module):
+    """Splits low / high frequencies, and swaps the output order on every other call."""
+
+    num_sources = 2
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, mix):
+        spec = torch.fft.rfft(mix)
+        keep = torch.fft.rfftfreq(mix.shape[-1], 1 / RATE) < 1000
+        low = torch.fft.irfft(spec * keep, n=mix.shape[-1])
+        out = torch.stack([low, mix - low], dim=1)
+        self.calls += 1
+        return out.flip(1) if self.calls % 2 == 0 else out
+
+
+def test_speaker_stays_on_one_output_across_chunks(tmp_path):
+    t = torch.arange(RATE * 4) / RATE
+    low = 0.3 * torch.sin(2 * torch.pi * 200 * t) * (1 + 0.5 * torch.sin(2 * torch.pi * 0.7 * t))
+    high = 0.3 * torch.sin(2 * torch.pi * 2500 * t) * (1 + 0.5 * torch.cos(2 * torch.pi * 1.3 * t))
+    model = SwappingBandSplit()
+    sep = Separator(model, RATE)
+    paths = sep.separate_file(write(tmp_path / "bands.wav", low + high), chunk_seconds=0.5,
+                              overlap_seconds=0.1, progress=False)
+    assert model.calls > 8
+    out = torch.stack([read(p)[0] for p in paths])
+    truth = torch.stack([low, high])
+    for start in range(0, t.numel(), RATE // 4):  # every quarter second, same assignment
+        seg = slice(start, start + RATE // 4)
+        corr = torch.corrcoef(torch.cat([out[:, seg], truth[:, seg]]))[:2, 2:]
+        assert corr[0, 0] > 0.95 and corr[1, 1] > 0.95
+
+
+def test_silent_input_gives_silent_outputs_with_a_warning(separator, tmp_path):
+    src = write(tmp_path / "silence.wav", torch.zeros(4000))
+    with pytest.warns(UserWarning, match="silence.wav: input is silent"):
+        paths = separator.separate_file(src, progress=False)
+    for path in paths:
+        out, _ = read(path)
+        assert out.shape == (4000,) and not out.any()
+
+
+def test_existing_output_is_refused_unless_overwrite(separator, tmp_path):
+    src = write(tmp_path / "a.wav", torch.randn(800) * 0.1)
+    (tmp_path / "a_s2.wav").write_bytes(b"mine")
+    with pytest.raises(OutputError, match="a_s2.wav: output exists; pass --overwrite"):
+        separator.separate_file(src, progress=False)
+    assert (tmp_path / "a_s2.wav").read_bytes() == b"mine"
+    assert not (tmp_path / "a_s1.wav").exists()
+    separator.separate_file(src, overwrite=True, progress=False)
+    assert sf.info(str(tmp_path / "a_s2.wav")).frames == 800
+
+
+def test_output_equal_to_input_is_always_refused(separator, tmp_path):
+    # "x_s1.wav" is an input of the same call: separating "x.wav" would overwrite it
+    other = write(tmp_path / "x_s1.wav", torch.randn(800) * 0.1)
+    before = digest(other)
+    src = write(tmp_path / "x.wav", torch.randn(800) * 0.1)
+    with pytest.raises(OutputError, match="would overwrite an input"):
+        separator.separate_file(src, overwrite=True, protected=(other,), progress=False)
+    assert digest(other) == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.wav", "x_s1.wav"]
+
+
+def test_error_in_a_late_chunk_leaves_no_output(separator, tmp_path):
+    mix = torch.randn(RATE * 2) * 0.1
+    mix[RATE + 100] = float("inf")
+    src = write(tmp_path / "bad.wav", mix)
+    before = digest(src)
+    with pytest.raises(AudioError, match=r"bad.wav: contains NaN or Inf samples at t=1.01"):
+        separator.separate_file(src, chunk_seconds=0.5, overlap_seconds=0.1, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.wav"] and digest(src) == before
+
+
+def test_out_dir_that_is_a_file_is_refused(separator, tmp_path):
+    src = write(tmp_path / "a.wav", torch.randn(800) * 0.1)
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(OutputError, match="taken: output folder is an existing file"):
+        separator.separate_file(src, out_dir=tmp_path / "taken", progress=False)
