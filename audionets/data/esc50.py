@@ -1,0 +1,74 @@
+"""ESC-50: 2,000 five-second environmental sound clips in 50 classes, 5 predefined folds.
+
+Layout (the GitHub archive of https://github.com/karolpiczak/ESC-50)::
+
+    {root}/audio/*.wav          e.g. 1-100032-A-0.wav (44.1 kHz mono; any rate/length accepted)
+    {root}/meta/esc50.csv       filename, fold, target, category, esc10, src_file, take
+
+Splits for ``test_fold=K`` (default 5): ``test`` is fold K, ``valid`` the fold before it (fold
+1 wraps to 5), ``train`` the remaining three folds. The default gives train 1-3, valid 4,
+test 5. The ESC-50 protocol is 5-fold cross-validation: run ``test_fold`` = 1..5 and average.
+``labels`` are the 50 categories ordered by their ``target`` number.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from audionets.data.layouts import Clip, ClipDataset, check_split, fold_splits, require
+from audionets.errors import ConfigError
+from audionets.registry import DATASETS
+
+URL = "https://github.com/karolpiczak/ESC-50"
+NUM_FOLDS = 5
+
+
+@DATASETS.register("esc50")
+class ESC50(ClipDataset):
+    """ESC-50 items ``{"wav": [T], "label": int64, "id": str}``; ``labels`` has 50 names.
+
+    Args:
+        root: the ESC-50 folder (holding ``audio/`` and ``meta/esc50.csv``).
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        sample_rate: clips are resampled to this rate.
+        segment_seconds: crop/pad every clip to this length; None keeps the full clip.
+        test_fold: the fold held out for testing (1..5); valid is the fold before it.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        sample_rate: int = 16000,
+        segment_seconds: float | None = 5.0,
+        test_fold: int = 5,
+    ) -> None:
+        root_path = Path(root).expanduser()
+        meta = require(root_path / "meta" / "esc50.csv", root_path, "ESC-50", URL)
+        audio_dir = require(root_path / "audio", root_path, "ESC-50", URL)
+        folds = fold_splits(test_fold, NUM_FOLDS)[check_split(split)]
+        rows = _read_rows(meta)
+        names: dict[int, str] = {}
+        clips = []
+        for row in rows:
+            target = int(row["target"])
+            names.setdefault(target, row["category"])
+            if int(row["fold"]) in folds:
+                clips.append(Clip(audio_dir / row["filename"], target, Path(row["filename"]).stem))
+        if sorted(names) != list(range(len(names))):
+            raise ConfigError(f"{meta}: targets are not 0..N-1; is this the ESC-50 meta file?")
+        super().__init__(clips, [names[t] for t in range(len(names))], split, sample_rate,
+                         segment_seconds)
+        self.test_fold = test_fold
+
+
+def _read_rows(meta: Path) -> list[dict[str, str]]:
+    with open(meta, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    needed = {"filename", "fold", "target", "category"}
+    if not rows or not needed <= set(rows[0]):
+        raise ConfigError(
+            f"{meta}: expected the columns {', '.join(sorted(needed))}; is this the ESC-50 meta file?"
+        )
+    return rows

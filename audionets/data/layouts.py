@@ -1,0 +1,223 @@
+"""Shared pieces of the real-dataset layouts (ESC-50, Speech Commands, WSJ0-mix, LibriMix, ...).
+
+- :func:`require` checks that a dataset folder holds an expected file or folder and otherwise
+  raises a one-line :class:`~audionets.errors.ConfigError` that names ``data.root``, the missing
+  path, and where to get the data.
+- :func:`check_split` validates the ``split`` argument.
+- :class:`ClipDataset` is a classification dataset over a list of ``(path, label, id)`` clips.
+- :class:`FileMixtureDataset` is a separation dataset over ``(mix path, source paths, id)``.
+- :func:`mix_utterances` builds a WSJ0-2mix style mixture from single-speaker utterances (used
+  by dynamic mixing and by the espeak-ng ``tts_mix`` set).
+
+All audio is read lazily, one item at a time, with :func:`audionets.audio.load` (downmixed to
+mono, resampled to the dataset's ``sample_rate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from audionets import audio
+from audionets.data.transforms import apply_gain_db, crop_or_pad, rms
+from audionets.data.transforms import segment_length as _segment_length
+from audionets.errors import ConfigError
+
+SPLITS = ("train", "valid", "test")
+
+
+def require(path: Path, root: Path, what: str, how: str) -> Path:
+    """Return ``path`` if it exists, else raise ConfigError naming ``data.root``.
+
+    Args:
+        path: the file or folder the layout needs.
+        root: the ``data.root`` the user passed.
+        what: the dataset's name for the message, e.g. ``"ESC-50"``.
+        how: where to get it, e.g. ``"https://github.com/karolpiczak/ESC-50"``.
+    """
+    if path.exists():
+        return path
+    if not root.is_dir():
+        raise ConfigError(
+            f"data.root: {root} does not exist; download {what} from {how} and pass data.root=PATH"
+        )
+    missing = path.relative_to(root) if path.is_relative_to(root) else path
+    raise ConfigError(
+        f"data.root: {root} has no {missing}; download {what} from {how} and pass data.root=PATH"
+    )
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ConfigError(f"data.split: {split!r} is not one of {', '.join(SPLITS)}")
+    return split
+
+
+def check_choice(key: str, value: object, choices: Sequence[object]) -> None:
+    """Raise ConfigError naming ``key`` when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def segment_length(segment_seconds: float | None, sample_rate: int) -> int | None:
+    """Number of samples of a segment, or None for full-length items."""
+    if segment_seconds is not None and segment_seconds <= 0:
+        raise ConfigError(f"data.segment_seconds: must be > 0 or null, got {segment_seconds}")
+    return _segment_length(segment_seconds, sample_rate)
+
+
+def load_mono(path: Path | str, sample_rate: int) -> torch.Tensor:
+    """Read ``path`` as mono float32 ``[T]`` at ``sample_rate``."""
+    wav, _ = audio.load(path, sample_rate=sample_rate, mono=True)
+    return wav[0]
+
+
+def fold_splits(test_fold: int, num_folds: int) -> dict[str, list[int]]:
+    """Folds of each split for K-fold cross-validation on predefined folds.
+
+    ``test`` is ``test_fold``; ``valid`` is the fold before it (fold 1 wraps to ``num_folds``);
+    ``train`` is every other fold. Example: 5 folds, test 1 -> valid 5, train 2-4.
+    """
+    if not isinstance(test_fold, int) or not 1 <= test_fold <= num_folds:
+        raise ConfigError(f"data.test_fold: must be an integer in 1..{num_folds}, got {test_fold!r}")
+    valid_fold = num_folds if test_fold == 1 else test_fold - 1
+    train = [f for f in range(1, num_folds + 1) if f not in (test_fold, valid_fold)]
+    return {"train": train, "valid": [valid_fold], "test": [test_fold]}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled audio file."""
+
+    path: Path
+    label: int
+    id: str
+
+
+class ClipDataset(Dataset):
+    """Classification items ``{"wav": [T], "label": int64, "id": str}`` from a list of clips.
+
+    With ``segment_seconds`` every item has exactly that many samples: a random crop in
+    ``train``, a deterministic crop (the start) in ``valid``/``test``, zero padding when short.
+    """
+
+    def __init__(
+        self,
+        clips: list[Clip],
+        labels: list[str],
+        split: str,
+        sample_rate: int,
+        segment_seconds: float | None,
+    ) -> None:
+        self.clips = clips
+        self.labels = labels
+        self.split = check_split(split)
+        self.sample_rate = int(sample_rate)
+        self.segment = segment_length(segment_seconds, self.sample_rate)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def load_clip(self, index: int) -> torch.Tensor:
+        """The waveform ``[T]`` of clip ``index`` before any cropping."""
+        return load_mono(self.clips[index].path, self.sample_rate)
+
+    def __getitem__(self, index: int) -> dict:
+        clip = self.clips[index]
+        wav = self.load_clip(index)
+        if self.segment is not None:
+            wav = crop_or_pad(wav, self.segment, random=self.split == "train")
+        return {"wav": wav, "label": torch.tensor(clip.label, dtype=torch.int64), "id": clip.id}
+
+    def class_counts(self) -> list[int]:
+        """Number of clips of each label, in ``labels`` order."""
+        counts = [0] * len(self.labels)
+        for clip in self.clips:
+            counts[clip.label] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class MixtureFiles:
+    """One pre-mixed example: the mixture file and its reference source files."""
+
+    mix: Path
+    sources: tuple[Path, ...]
+    id: str
+
+
+class FileMixtureDataset(Dataset):
+    """Separation items ``{"mix": [T], "sources": [S, T], "id": str}`` from mixture files.
+
+    With ``segment_seconds`` the mixture and its sources are cropped at the same offset (random
+    in ``train``, deterministic in ``valid``/``test``) and zero padded when short. Without it,
+    items keep their full length (the shortest of mixture and sources, which are equal in the
+    official layouts).
+    """
+
+    def __init__(
+        self, examples: list[MixtureFiles], split: str, sample_rate: int,
+        segment_seconds: float | None,
+    ) -> None:
+        self.examples = examples
+        self.split = check_split(split)
+        self.sample_rate = int(sample_rate)
+        self.segment = segment_length(segment_seconds, self.sample_rate)
+        self.num_sources = len(examples[0].sources) if examples else 0
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        example = self.examples[index]
+        wavs = [load_mono(example.mix, self.sample_rate)]
+        wavs += [load_mono(path, self.sample_rate) for path in example.sources]
+        length = min(w.shape[-1] for w in wavs)
+        stacked = torch.stack([w[:length] for w in wavs])  # [1 + S, T]
+        if self.segment is not None:
+            stacked = crop_or_pad(stacked, self.segment, random=self.split == "train")
+        return {"mix": stacked[0], "sources": stacked[1:], "id": example.id}
+
+
+def uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    """A float drawn uniformly from ``[low, high)`` with ``generator`` (global RNG if None)."""
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+def mix_utterances(
+    utterances: Sequence[torch.Tensor],
+    generator: torch.Generator | None = None,
+    gain_db: Sequence[float] = (0.0, 5.0),
+    segment: int | None = None,
+    crop_randomly: bool = True,
+    peak: float = 0.9,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix single-speaker utterances WSJ0-2mix style.
+
+    Each utterance ``[T_i]`` is scaled to unit RMS, then given a gain drawn uniformly from
+    ``gain_db`` (so relative levels differ by up to the width of the range, 0-5 dB in
+    WSJ0-2mix). All start at t=0. Without ``segment`` the mixture is as long as the shortest
+    utterance ("min" mode); with it, each utterance is cropped (at a random offset if
+    ``crop_randomly``, else at its start) or zero padded to ``segment`` samples. If the
+    mixture's peak exceeds ``peak``, mixture and sources are scaled down together.
+
+    Returns:
+        ``(mix [T], sources [S, T])`` with ``mix == sources.sum(0)``.
+    """
+    low, high = float(gain_db[0]), float(gain_db[1])
+    sources = [apply_gain_db(w / rms(w), uniform(low, high, generator)) for w in utterances]
+    if segment is None:
+        length = min(s.shape[-1] for s in sources)
+        stacked = torch.stack([s[:length] for s in sources])
+    else:
+        stacked = torch.stack([
+            crop_or_pad(s, segment, random=crop_randomly, generator=generator) for s in sources
+        ])
+    top = float(stacked.sum(dim=0).abs().max())
+    if top > peak:
+        stacked = stacked * (peak / top)
+    return stacked.sum(dim=0), stacked
