@@ -1,11 +1,43 @@
-"""``audionets export`` (work in progress: being written)."""
+"""``audionets export EXPERIMENT_DIR OUT_DIR``: a trained run -> a pretrained model folder.
 
-HELP = "export (not yet available)"
+Writes ``OUT_DIR/config.yaml`` + ``OUT_DIR/model.safetensors`` from the best checkpoint of the
+experiment (else ``last.pt``), or from a checkpoint file, loadable with
+``audionets.hub.load_model(OUT_DIR)`` / ``Separator.from_pretrained(OUT_DIR)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "export a trained experiment (or checkpoint) as a pretrained model folder"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", help="experiment folder (config.yaml + checkpoints/) or a .pt checkpoint")
+    parser.add_argument("out_dir", help="output folder for config.yaml + model.safetensors")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
 
 
-def run(args):
-    raise NotImplementedError("audionets export is being written")
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from audionets import hub
+    from audionets.errors import OutputError
+
+    out = Path(args.out_dir)
+    if (out / hub.WEIGHTS).exists() and not args.overwrite:
+        raise OutputError(f"{out}: already holds a model; pass --overwrite or choose another folder")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; choose another output folder")
+    if Path(args.experiment).resolve() == out.resolve():
+        raise OutputError(f"{out}: is the input; choose another output folder")
+    model, meta = hub.load_model(args.experiment)
+    config = dict(meta.config)
+    # keep what describes the model, drop training-only sections
+    meta.config = {k: config[k] for k in ("task", "sample_rate", "model", "labels", "data", "loss")
+                   if k in config}
+    hub.save_pretrained(model, meta, out)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"audionets export: {meta.config['model']['name']} ({params:,} parameters) from "
+          f"{meta.source} -> {out}")
+    return 0

@@ -1,0 +1,267 @@
+"""Load a model from wherever it is: shipped name, folder, experiment, checkpoint, hub id.
+
+:func:`load_model` accepts, in this order of checks:
+
+1. a checkpoint file ``*.pt`` written by the trainer (weights + the config they were trained with);
+2. a pretrained model folder: ``config.yaml`` + ``model.safetensors`` (see :func:`save_pretrained`);
+3. an experiment folder: ``config.yaml`` + ``checkpoints/`` (the best checkpoint, else ``last.pt``);
+4. a SpeechBrain SepFormer/DPRNN folder: ``hyperparams.yaml`` + ``*.ckpt``;
+5. the name of a model shipped with audionets (a folder under ``audionets/pretrained/``);
+6. a Hugging Face hub id ``owner/name`` (downloaded once into the local cache, then 2-4), only
+   when no local path of that name exists.
+
+Every failure is a one-line :class:`~audionets.errors.CheckpointError`. Weights are read with
+safetensors or ``torch.load(weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from audionets import __version__
+from audionets.errors import AudionetsError, CheckpointError
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.yaml"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+@dataclass
+class ModelMeta:
+    """What a loaded model is for.
+
+    ``task``: classification | separation | reconstruction; ``sample_rate`` in Hz; ``labels``:
+    class names (classifiers) or None; ``config``: the config dict (at least ``task``,
+    ``sample_rate``, ``model``); ``source``: where it was loaded from.
+    """
+
+    task: str
+    sample_rate: int
+    labels: list[str] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in ``audionets/pretrained/``."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG).is_file())
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    parts = re.findall(r"\d+", str(version))[:2]
+    return (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) if parts else (0, 0)
+
+
+def check_config(config: Any, where: str) -> dict[str, Any]:
+    """Check that ``config`` describes a model this audionets can build; return it."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: not a model config (expected a mapping)")
+    version = config.get("audionets_version")
+    if version is not None and _major_minor(version) > _major_minor(__version__):
+        raise CheckpointError(
+            f"{where}: written by audionets {version}, newer than the installed {__version__}; "
+            "upgrade audionets (pip install -U audionets)"
+        )
+    missing = [k for k in ("task", "sample_rate", "model") if config.get(k) is None]
+    if missing:
+        raise CheckpointError(f"{where}: config has no {missing[0]!r}; it needs task, sample_rate "
+                              "and model")
+    if not isinstance(config["model"], dict) or "name" not in config["model"]:
+        raise CheckpointError(f"{where}: config 'model' must be a mapping with a 'name'")
+    return config
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    from audionets.training.config import parse_yaml
+
+    try:
+        return check_config(parse_yaml(path.read_text(encoding="utf-8"), where=str(path)), str(path))
+    except AudionetsError as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise CheckpointError(str(err)) from None
+
+
+def build_from_config(config: dict[str, Any], where: str) -> nn.Module:
+    """Build (without weights) the model of ``config["model"]``; CheckpointError if impossible."""
+    import audionets.models  # noqa: F401  (registers the models)
+    from audionets.registry import MODELS
+
+    spec = dict(config["model"])
+    try:
+        return MODELS.build(spec.pop("name"), _where="model", **spec)
+    except AudionetsError as err:
+        raise CheckpointError(f"{where}: cannot build the model: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where}: cannot build the model: {str(err).splitlines()[0]}") from None
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """``model.load_state_dict(state)`` with a one-line CheckpointError naming the first bad key."""
+    expected = model.state_dict()
+    for key, value in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{where}: weight {key!r} is missing; the weights do not match "
+                                  "the model config")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{where}: weight {key!r} has shape {tuple(state[key].shape)} but the model "
+                f"expects {tuple(value.shape)}; the weights do not match the model config"
+            )
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise CheckpointError(f"{where}: unexpected weight {extra[0]!r}; the weights do not match "
+                              "the model config")
+    model.load_state_dict(state)
+
+
+def _meta(config: dict[str, Any], source: str, labels: list[str] | None = None) -> ModelMeta:
+    labels = labels if labels is not None else config.get("labels")
+    return ModelMeta(task=str(config["task"]), sample_rate=int(config["sample_rate"]),
+                     labels=list(labels) if labels is not None else None, config=config,
+                     source=source)
+
+
+def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config = _read_config(folder / CONFIG)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: weights file missing; a model folder needs "
+                              f"{CONFIG} and {WEIGHTS}")
+    model = build_from_config(config, str(folder / CONFIG))
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{weights}: unreadable weights ({str(err).splitlines()[0][:160]})") from None
+    load_weights(model, state, str(weights))
+    return model, _meta(config, str(folder))
+
+
+def _load_checkpoint_file(path: Path) -> tuple[nn.Module, ModelMeta]:
+    from audionets.training.checkpoints import load_checkpoint
+
+    state = load_checkpoint(path)
+    if "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not an audionets training checkpoint (no model/config)")
+    config = check_config(state["config"], str(path))
+    model = build_from_config(config, str(path))
+    load_weights(model, state["model"], str(path))
+    return model, _meta(config, str(path), state.get("labels"))
+
+
+def _load_experiment(folder: Path) -> tuple[nn.Module, ModelMeta]:
+    from audionets.training.checkpoints import LAST, find_best_checkpoint
+
+    ckpt_dir = folder / "checkpoints"
+    path = find_best_checkpoint(ckpt_dir) or ckpt_dir / LAST
+    if not path.is_file():
+        raise CheckpointError(f"{ckpt_dir}: no checkpoint (best-*.pt or {LAST}); train first or "
+                              "pass a checkpoint file")
+    model, meta = _load_checkpoint_file(path)
+    meta.source = str(folder)
+    return model, meta
+
+
+def _load_speechbrain(folder: Path) -> tuple[nn.Module, ModelMeta]:
+    from audionets.interop.speechbrain import load_sepformer_folder
+
+    model, info = load_sepformer_folder(folder)
+    if isinstance(info, ModelMeta):
+        return model, info
+    return model, ModelMeta(task=info["task"], sample_rate=int(info["sample_rate"]),
+                            labels=info.get("labels"), config=info.get("config", {}),
+                            source=str(folder))
+
+
+def _load_local(path: Path) -> tuple[nn.Module, ModelMeta]:
+    if path.is_file():
+        if path.suffix not in (".pt", ".pth", ".ckpt"):
+            raise CheckpointError(f"{path}: not a model file; pass a .pt checkpoint or a model folder")
+        return _load_checkpoint_file(path)
+    if (path / WEIGHTS).is_file():
+        return _load_pretrained_folder(path)
+    if (path / CONFIG).is_file() and (path / "checkpoints").is_dir():
+        return _load_experiment(path)
+    if (path / "hyperparams.yaml").is_file():
+        return _load_speechbrain(path)
+    if (path / CONFIG).is_file():
+        return _load_pretrained_folder(path)  # reports the missing weights file
+    raise CheckpointError(f"{path}: not a model folder (expected {CONFIG} + {WEIGHTS}, an "
+                          "experiment folder, or a SpeechBrain folder with hyperparams.yaml)")
+
+
+def _download(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise CheckpointError(f"{repo_id}: loading hub ids needs huggingface_hub "
+                              "(pip install huggingface_hub)") from None
+    try:
+        return Path(snapshot_download(repo_id=repo_id))
+    except Exception as err:  # network, missing repo, auth: all reported the same way
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{repo_id}: could not download from the Hugging Face hub "
+                              f"({first[:160]})") from None
+
+
+def resolve_source(source: str | Path) -> Path:
+    """The local path ``source`` refers to (downloading a hub id if needed)."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return path
+    text = str(source)
+    if (PRETRAINED_DIR / text / CONFIG).is_file():
+        return PRETRAINED_DIR / text
+    if _HUB_ID.match(text):
+        return _download(text)
+    shipped = shipped_models()
+    raise CheckpointError(
+        f"{text}: no such file, folder or shipped model; shipped models: "
+        f"{', '.join(shipped) if shipped else 'none'} (or pass a folder, checkpoint or hub id owner/name)"
+    )
+
+
+def load_model(source: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
+    """Load ``source`` (see the module docstring) as ``(model in eval mode on device, meta)``."""
+    model, meta = _load_local(resolve_source(source))
+    if not meta.source:
+        meta.source = str(source)
+    return model.to(device).eval(), meta
+
+
+def save_pretrained(model: nn.Module, meta: ModelMeta, folder: str | Path) -> Path:
+    """Write ``config.yaml`` + ``model.safetensors`` to ``folder`` (created), both atomically.
+
+    The config is ``meta.config`` with ``task``, ``sample_rate``, ``labels`` and
+    ``audionets_version`` set from ``meta``; it must hold ``model`` (the dict rebuilding it).
+    """
+    import yaml
+    from safetensors.torch import save_file
+
+    from audionets.utils import atomic_write
+
+    folder = Path(folder)
+    config = dict(meta.config)
+    config.update(task=meta.task, sample_rate=int(meta.sample_rate), labels=meta.labels,
+                  audionets_version=__version__)
+    check_config(config, str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    # clone: tensors sharing storage (tied weights) must be separate entries for safetensors
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_write(folder / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "audionets_version": __version__})
+    with atomic_write(folder / CONFIG) as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return folder
