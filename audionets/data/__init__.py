@@ -4,4 +4,4 @@ Importing this package registers every dataset in :data:`audionets.registry.DATA
 configs can name them (``data: {name: synth_mix, ...}``).
 """
 
-from audionets.data import events, mixtures, speech  # noqa: F401  (registers the datasets)
+from audionets.data import events, manifest, mixtures, speech  # noqa: F401  (registers the datasets)

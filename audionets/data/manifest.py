@@ -1,0 +1,408 @@
+"""CSV manifests: file-backed datasets, and writing any registered dataset to disk.
+
+A manifest is one CSV per split, ``<root>/<split>.csv`` (``split`` in train / valid / test),
+with paths relative to the CSV's folder (absolute paths also work):
+
+* separation (``manifest_separation``)::
+
+      id,mix_path,s1_path,s2_path[,s3_path ...],duration
+      synth_mix2-test-000000-spk200003_spk200011,test/mix/....wav,test/s1/....wav,test/s2/....wav,4.0
+
+* classification (``manifest_classification``)::
+
+      id,path,label,category,duration
+      synth_events-test-000000-tone,test/tone/synth_events-test-000000-tone.wav,0,tone,1.0
+
+  ``label`` is the class index and ``category`` its name. ``<root>/labels.txt`` (one name per
+  line, in label order) fixes the class list when present, so a split that lacks a class still
+  gets the full list; otherwise the list comes from the CSV's (label, category) pairs.
+
+``duration`` (seconds) is informative. Audio is loaded lazily per item (``audionets.audio``),
+downmixed to mono and resampled to ``sample_rate`` when the file's rate differs.
+
+The base classes :class:`SeparationFiles` and :class:`ClassificationFiles` implement the item
+logic (loading, resampling, aligned crop / pad to a segment) for any list of files, so that the
+real-dataset layouts (WSJ0-2mix, LibriMix, ESC-50, ...) only have to list their files.
+
+To materialise a synthetic set::
+
+    python -m audionets.data.manifest --dataset synth_mix --out data/synth_mix --split test \\
+        --num-examples 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv as csvlib
+import io
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from audionets.data.transforms import crop_or_pad, segment_length
+from audionets.errors import AudionetsError, ConfigError, OutputError
+from audionets.registry import DATASETS
+from audionets.utils import atomic_write
+
+SPLITS = ("train", "valid", "test")
+LABELS_FILE = "labels.txt"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def require_root(root: str | Path | None, *expected: str, key: str = "data.root",
+                 hint: str = "") -> Path:
+    """Check that ``root`` is a folder holding every relative path in ``expected``.
+
+    Raises ConfigError naming ``key``, the missing path and ``hint`` (what the user should
+    do, e.g. "download ESC-50 from ..."). Returns ``root`` as a Path.
+    """
+    suffix = f"; {hint}" if hint else ""
+    if root is None or str(root) == "":
+        raise ConfigError(f"{key}: not set; give the dataset folder ({key}=PATH){suffix}")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{key}: folder {path} not found{suffix}")
+    for rel in expected:
+        if not (path / rel).exists():
+            raise ConfigError(f"{key}: {path / rel} not found{suffix}")
+    return path
+
+
+def read_csv(path: str | Path, required: Iterable[str], key: str = "data.root") -> list[dict[str, str]]:
+    """Rows of the CSV ``path`` as dicts; ConfigError if it is missing, empty or lacks a column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{key}: manifest {path} not found; write it first "
+                          "(python -m audionets.data.manifest --help)")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csvlib.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise ConfigError(f"{key}: manifest {path} lacks column {missing[0]!r} "
+                              f"(has: {', '.join(columns) or 'nothing'})")
+        rows = list(reader)
+    if not rows:
+        raise ConfigError(f"{key}: manifest {path} has no rows")
+    return rows
+
+
+def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write ``rows`` under the header ``columns`` to ``path`` atomically."""
+    buffer = io.StringIO()
+    writer = csvlib.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    with atomic_write(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def resolve(base: Path, value: str) -> Path:
+    """A manifest path: relative to the manifest's folder ``base`` unless absolute."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def load_mono(path: str | Path, sample_rate: int) -> torch.Tensor:
+    """Read ``path`` as float32 mono [T] at ``sample_rate`` (resampled if the file differs)."""
+    from audionets import audio
+
+    wav, _ = audio.load(path, sample_rate=sample_rate, mono=True)
+    return wav[0]
+
+
+def _source_columns(columns: Sequence[str]) -> list[str]:
+    found = sorted((c for c in columns if re.fullmatch(r"s\d+_path", c)), key=lambda c: int(c[1:-5]))
+    return [c for i, c in enumerate(found) if c == f"s{i + 1}_path"]
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ConfigError(f"data.split: unknown split {split!r}; use train, valid or test")
+    return split
+
+
+# ---------------------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class SeparationExample:
+    """One separation example on disk: a mixture and its sources (paths)."""
+
+    id: str
+    mix: Path
+    sources: tuple[Path, ...]
+
+
+class SeparationFiles(torch.utils.data.Dataset):
+    """Separation examples read from files: ``{"mix": [T], "sources": [S, T], "id": str}``.
+
+    The mixture and the sources are loaded mono at ``sample_rate``, trimmed to their common
+    length, and cut to ``segment_seconds`` with one crop for all of them: random for
+    ``split == "train"``, from the start otherwise; short examples are zero-padded. With
+    ``segment_seconds=None`` items keep their full length.
+    """
+
+    def __init__(self, examples: Sequence[SeparationExample], split: str, sample_rate: int,
+                 segment_seconds: float | None) -> None:
+        self.examples = list(examples)
+        self.split = _check_split(split)
+        self.sample_rate = int(sample_rate)
+        self.segment_seconds = segment_seconds
+        self.segment = segment_length(segment_seconds, self.sample_rate)
+        counts = {len(e.sources) for e in self.examples}
+        self.num_speakers = counts.pop() if len(counts) == 1 else None
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        example = self.examples[index]
+        wavs = [load_mono(p, self.sample_rate) for p in (example.mix, *example.sources)]
+        length = min(w.shape[-1] for w in wavs)
+        stacked = torch.stack([w[:length] for w in wavs])  # [1 + S, T]
+        if self.segment is not None:
+            stacked = crop_or_pad(stacked, self.segment, random=self.split == "train")
+        return {"mix": stacked[0], "sources": stacked[1:], "id": example.id}
+
+
+class ClassificationFiles(torch.utils.data.Dataset):
+    """Labelled clips read from files: ``{"wav": [T], "label": int64, "id": str}``.
+
+    ``items`` are ``(id, path, label)``; ``labels`` names the classes. Clips are loaded mono at
+    ``sample_rate`` and cut / padded to ``segment_seconds`` (random crop for train, from the
+    start otherwise), or kept whole with None.
+    """
+
+    def __init__(self, items: Sequence[tuple[str, Path, int]], labels: Sequence[str],
+                 split: str, sample_rate: int, segment_seconds: float | None) -> None:
+        self.items = list(items)
+        self.labels = list(labels)
+        self.split = _check_split(split)
+        self.sample_rate = int(sample_rate)
+        self.segment_seconds = segment_seconds
+        self.segment = segment_length(segment_seconds, self.sample_rate)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item_id, path, label = self.items[index]
+        wav = load_mono(path, self.sample_rate)
+        if self.segment is not None:
+            wav = crop_or_pad(wav, self.segment, random=self.split == "train")
+        return {"wav": wav, "label": torch.tensor(int(label), dtype=torch.int64), "id": item_id}
+
+
+def _manifest_path(root: str | Path | None, split: str, csv_name: str | None) -> Path:
+    base = require_root(root, hint="write a manifest with python -m audionets.data.manifest")
+    path = base / (csv_name or f"{_check_split(split)}.csv")
+    if not path.is_file():
+        raise ConfigError(f"data.root: {path} not found; write it with "
+                          "python -m audionets.data.manifest or set data.csv")
+    return path
+
+
+@DATASETS.register("manifest_separation")
+class ManifestSeparation(SeparationFiles):
+    """Separation examples listed in ``<root>/<split>.csv`` (see the module docstring).
+
+    Args:
+        root: the manifest folder.
+        split: "train" (random crops) or "valid" / "test" (crops from the start).
+        sample_rate: rate of the items; files at other rates are resampled.
+        segment_seconds: item length, or None for full-length items.
+        num_speakers: when given, the manifest must have exactly this many source columns.
+        csv: the CSV's file name inside ``root`` instead of ``<split>.csv``.
+    """
+
+    def __init__(self, root: str, split: str = "train", sample_rate: int = 8000,
+                 segment_seconds: float | None = 4.0, num_speakers: int | None = None,
+                 csv: str | None = None) -> None:
+        path = _manifest_path(root, split, csv)
+        rows = read_csv(path, ["id", "mix_path", "s1_path"])
+        sources = _source_columns(list(rows[0]))
+        if num_speakers is not None and len(sources) != int(num_speakers):
+            raise ConfigError(f"data.num_speakers: {num_speakers} but manifest {path} lists "
+                              f"{len(sources)} sources per mixture")
+        base = path.parent
+        examples = [
+            SeparationExample(row["id"], resolve(base, row["mix_path"]),
+                              tuple(resolve(base, row[c]) for c in sources))
+            for row in rows
+        ]
+        super().__init__(examples, split, sample_rate, segment_seconds)
+
+
+@DATASETS.register("manifest_classification")
+class ManifestClassification(ClassificationFiles):
+    """Labelled clips listed in ``<root>/<split>.csv`` (see the module docstring).
+
+    Args:
+        root: the manifest folder (with an optional ``labels.txt``).
+        split: "train" (random crops) or "valid" / "test" (crops from the start).
+        sample_rate: rate of the items; files at other rates are resampled.
+        segment_seconds: item length, or None for full-length clips.
+        labels: class names in label order; default ``labels.txt`` or the CSV's categories.
+        csv: the CSV's file name inside ``root`` instead of ``<split>.csv``.
+    """
+
+    def __init__(self, root: str, split: str = "train", sample_rate: int = 16000,
+                 segment_seconds: float | None = None, labels: list[str] | None = None,
+                 csv: str | None = None) -> None:
+        path = _manifest_path(root, split, csv)
+        rows = read_csv(path, ["id", "path", "label"])
+        base = path.parent
+        try:
+            items = [(row["id"], resolve(base, row["path"]), int(row["label"])) for row in rows]
+        except ValueError:
+            raise ConfigError(f"data.root: manifest {path} has a non-integer label") from None
+        if labels is None:
+            labels = _read_labels(base, rows, path)
+        bad = [i for _, _, i in items if not 0 <= i < len(labels)]
+        if bad:
+            raise ConfigError(f"data.labels: manifest {path} has label {bad[0]} but only "
+                              f"{len(labels)} classes are named")
+        super().__init__(items, labels, split, sample_rate, segment_seconds)
+
+
+def _read_labels(base: Path, rows: list[dict[str, str]], path: Path) -> list[str]:
+    labels_file = base / LABELS_FILE
+    if labels_file.is_file():
+        return [line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    if any(not row.get("category") for row in rows):
+        raise ConfigError(f"data.labels: {labels_file} not found and manifest {path} has no "
+                          "category column; write labels.txt or set data.labels")
+    names: dict[int, str] = {}
+    for row in rows:
+        if names.setdefault(int(row["label"]), row["category"]) != row["category"]:
+            raise ConfigError(f"data.root: manifest {path} gives label {row['label']} two "
+                              "categories; fix the CSV")
+    if sorted(names) != list(range(len(names))):
+        raise ConfigError(f"data.labels: manifest {path} does not use labels 0..{len(names) - 1}; "
+                          f"write {labels_file} (one class name per line)")
+    return [names[i] for i in range(len(names))]
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "item"
+
+
+def write_dataset(dataset: torch.utils.data.Dataset, out_dir: str | Path, split: str | None = None,
+                  subtype: str = "PCM_16", overwrite: bool = False) -> Path:
+    """Write every item of ``dataset`` as WAV files plus the manifest ``<out_dir>/<split>.csv``.
+
+    Separation items become ``<split>/mix/<id>.wav`` and ``<split>/s<k>/<id>.wav``;
+    classification items ``<split>/<category>/<id>.wav`` (and ``labels.txt``). Audio is
+    written with :func:`audionets.audio.save` at ``dataset.sample_rate`` (16-bit PCM unless
+    ``subtype`` says otherwise). Returns the manifest's path; OutputError if it exists and
+    ``overwrite`` is False.
+    """
+    from audionets import audio
+
+    split = _check_split(split or getattr(dataset, "split", "test"))
+    sample_rate = int(dataset.sample_rate)  # type: ignore[attr-defined]
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / f"{split}.csv"
+    if manifest.exists() and not overwrite:
+        raise OutputError(f"{manifest}: already exists; choose another folder or pass overwrite")
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ConfigError("data.num_examples: the dataset is empty; nothing to write")
+    first = dataset[0]
+    labels = getattr(dataset, "labels", None)
+    if "sources" in first:
+        num = first["sources"].shape[0]
+        columns = ["id", "mix_path", *[f"s{k + 1}_path" for k in range(num)], "duration"]
+        folders = ["mix", *[f"s{k + 1}" for k in range(num)]]
+    elif "label" in first and labels is not None:
+        columns = ["id", "path", "label", "category", "duration"]
+        folders = []
+    else:
+        raise ConfigError("data.name: only separation and classification datasets can be "
+                          "written as manifests")
+    rows = []
+    for index in range(len(dataset)):  # type: ignore[arg-type]
+        item = first if index == 0 else dataset[index]
+        name = _safe(item["id"])
+        length = item["mix" if folders else "wav"].shape[-1]
+        duration = f"{length / sample_rate:.6f}"
+        if folders:
+            wavs = [item["mix"], *item["sources"]]
+            rels = [f"{split}/{folder}/{name}.wav" for folder in folders]
+            row: list[object] = [item["id"], *rels, duration]
+        else:
+            label = int(item["label"])
+            rels = [f"{split}/{_safe(labels[label])}/{name}.wav"]
+            wavs = [item["wav"]]
+            row = [item["id"], rels[0], label, labels[label], duration]
+        for rel, wav in zip(rels, wavs):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            audio.save(out / rel, wav, sample_rate, subtype=subtype)
+        rows.append(row)
+    if not folders:
+        with atomic_write(out / LABELS_FILE) as tmp:
+            tmp.write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
+    write_csv(manifest, columns, rows)
+    return manifest
+
+
+def _parse_value(text: str) -> object:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m audionets.data.manifest``: write a registered dataset to WAV + CSV."""
+    import audionets.data  # noqa: F401  (registers the datasets)
+
+    parser = argparse.ArgumentParser(
+        prog="python -m audionets.data.manifest",
+        description="Write a dataset (e.g. synth_mix, synth_events) as WAV files and a CSV "
+                    "manifest that manifest_separation / manifest_classification read.")
+    parser.add_argument("--dataset", required=True, help="registered dataset name, e.g. synth_mix")
+    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--num-examples", type=int, default=None)
+    parser.add_argument("--sample-rate", type=int, default=None)
+    parser.add_argument("--segment-seconds", type=_parse_value, default="__default__",
+                        help="item length in seconds, or null for full length")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another dataset argument (YAML value), e.g. --set num_speakers=3")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+    args = parser.parse_args(argv)
+    kwargs: dict[str, object] = {"split": args.split}
+    if args.num_examples is not None:
+        kwargs["num_examples"] = args.num_examples
+    if args.sample_rate is not None:
+        kwargs["sample_rate"] = args.sample_rate
+    if args.segment_seconds != "__default__":
+        kwargs["segment_seconds"] = args.segment_seconds
+    for pair in args.set:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            parser.error(f"--set {pair!r}: expected KEY=VALUE")
+        kwargs[key] = _parse_value(value)
+    try:
+        dataset = DATASETS.build(args.dataset, _where="data", **kwargs)
+        path = write_dataset(dataset, args.out, args.split, overwrite=args.overwrite)
+    except AudionetsError as err:
+        print(f"audionets.data.manifest: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(dataset)} examples and {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
