@@ -33,6 +33,14 @@ def test_output_length_equals_input_length(config, num_sources, length):
     assert torch.isfinite(out).all()
 
 
+def test_more_chunks_than_speechbrains_positional_table():
+    # SpeechBrain's positional table stops at 2500 positions; ours is computed for any length
+    model = SepFormer(**{**TINY, "encoder_kernel_size": 4, "chunk_size": 4}).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 12000))  # 5999 frames -> 3000 chunks
+    assert out.shape == (1, 2, 12000) and torch.isfinite(out).all()
+
+
 def test_batch_items_are_independent():
     model = SepFormer(**TINY).eval()
     mix = torch.randn(3, 777)

@@ -273,7 +273,11 @@ class SepFormer(nn.Module):
 
     Output length equals input length: as SpeechBrain's separator, the decoder output is
     zero-padded or trimmed to T (inputs shorter than the encoder kernel are zero-padded first).
+
+    ``model.config`` is the ``{"name": ..., **kwargs}`` dict that rebuilds the model.
     """
+
+    registry_name = "sepformer"
 
     def __init__(
         self,
@@ -304,6 +308,9 @@ class SepFormer(nn.Module):
         checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        self.config = {"name": self.registry_name} | {
+            key: value for key, value in locals().items() if key not in ("self", "__class__")
+        }
         if num_sources < 1:
             raise ConfigError(f"model.num_sources must be at least 1, got {num_sources}")
         self.num_sources = num_sources
@@ -346,6 +353,8 @@ class DPRNN(SepFormer):
     100 frames, 6 blocks of one BLSTM (128 hidden units per direction) followed by a linear
     layer, as in the DPRNN paper with a 16-sample window.
     """
+
+    registry_name = "dprnn"
 
     def __init__(
         self,
