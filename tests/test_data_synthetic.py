@@ -55,6 +55,24 @@ def test_utterance_shape_level_and_determinism():
     assert (frames < 1e-6 * frames.max()).any(), "expected pauses between words"
 
 
+def test_formant_resonators_match_scipy_freqz():
+    from scipy.signal import freqz
+
+    from audionets.data.speech import _resonator_gain
+
+    sr, freqs = 8000, np.linspace(0, 4000, 129)
+    centers = np.array([[500.0, 1500.0, 2500.0], [300.0, 2200.0, 3000.0]])
+    bandwidths = np.array([70.0, 100.0, 140.0])
+    ours = _resonator_gain(freqs, centers, bandwidths, sr)
+    for n in range(2):
+        expected = np.ones_like(freqs)
+        for fc, bw in zip(centers[n], bandwidths):
+            r, theta = np.exp(-np.pi * bw / sr), 2 * np.pi * fc / sr
+            den = [1.0, -2 * r * np.cos(theta), r * r]
+            expected *= np.abs(freqz([sum(den)], den, worN=freqs, fs=sr)[1])
+        np.testing.assert_allclose(ours[n], expected, rtol=1e-9)
+
+
 def test_speakers_sound_different_in_pitch():
     low = Speaker.from_seed(0).__class__(**{**Speaker.from_seed(0).__dict__, "f0_mean": 100.0,
                                            "vibrato_depth": 0.0, "f0_range": 0.5})

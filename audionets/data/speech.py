@@ -238,6 +238,10 @@ def _resonator_gain(freqs: np.ndarray, centers: np.ndarray, bandwidths: np.ndarr
                     sample_rate: int) -> np.ndarray:
     """Magnitude responses of cascaded digital 2-pole resonators, unit gain at DC.
 
+    A resonator ``1 / ((1 - p z^-1)(1 - conj(p) z^-1))`` with pole ``p = r e^{i theta}`` has
+    ``|A(w)|^2 = (1 + r^2 - 2 r cos(w - theta)) (1 + r^2 - 2 r cos(w + theta))``; the cosines
+    are expanded so that no trigonometric function is evaluated on the full grid.
+
     Args:
         freqs: [F] analysis frequencies in Hz.
         centers: [N, K] resonance frequencies per frame; bandwidths: [K] in Hz.
@@ -246,10 +250,14 @@ def _resonator_gain(freqs: np.ndarray, centers: np.ndarray, bandwidths: np.ndarr
     """
     r = np.exp(-np.pi * bandwidths / sample_rate)[None, :, None]  # [1, K, 1]
     theta = (2 * np.pi / sample_rate) * centers[:, :, None]  # [N, K, 1]
-    z1 = np.exp(-2j * np.pi * freqs / sample_rate)[None, None, :]  # [1, 1, F]
-    denom = np.abs(1.0 - 2.0 * r * np.cos(theta) * z1 + r**2 * z1**2)
-    dc = np.abs(1.0 - 2.0 * r * np.cos(theta) + r**2)
-    return np.prod(dc / denom, axis=1)
+    omega = (2 * np.pi / sample_rate) * freqs[None, None, :]  # [1, 1, F]
+    a = 1.0 + r**2
+    rc, rs = 2.0 * r * np.cos(theta), 2.0 * r * np.sin(theta)  # [N, K, 1]
+    cw, sw = np.cos(omega), np.sin(omega)  # [1, 1, F]
+    cross_c, cross_s = rc * cw, rs * sw  # 2r cos(theta) cos(w), 2r sin(theta) sin(w)
+    power = (a - cross_c - cross_s) * (a - cross_c + cross_s)  # |A(w)|^2, [N, K, F]
+    dc = (a - rc) ** 2  # |A(0)|^2, [N, K, 1]
+    return np.sqrt(np.prod(dc, axis=1) / np.prod(power, axis=1))
 
 
 def synthesize_utterance(speaker: Speaker, duration_s: float, sample_rate: int,
@@ -300,32 +308,41 @@ def synthesize_utterance(speaker: Speaker, duration_s: float, sample_rate: int,
     voiced = glottal + speaker.breathiness * gate * rng.standard_normal(num_samples)
     noise = rng.standard_normal(num_samples)
 
-    window = torch.hann_window(win, dtype=torch.float64)
-    spec = torch.stft(torch.from_numpy(np.stack([voiced, noise])), n_fft, hop, win, window,
-                      center=True, return_complex=True).numpy()  # [2, F, N]
+    window = torch.hann_window(win)
+    excitation = torch.from_numpy(np.stack([voiced, noise]).astype(np.float32))
+    spec = torch.stft(excitation, n_fft, hop, win, window, center=True,
+                      return_complex=True).numpy().transpose(0, 2, 1)  # [2, N, F]
     freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    out = np.zeros(spec.shape[1:], dtype=spec.dtype)  # [N, F]
 
-    # Vocal tract: F1-F3 interpolated between vowel targets, F4-F5 fixed, all scaled.
-    targets = np.stack(tl.formant_targets) if tl.formant_targets else _VOWEL_TABLE[4:5]
-    times = tl.formant_times if tl.formant_targets else [0.0]
-    f123 = np.stack([np.interp(frame_pos, times, targets[:, k]) for k in range(3)], axis=1)
-    centers = np.concatenate([f123, np.broadcast_to(_HIGH_FORMANTS, (num_frames, 2))], axis=1)
-    centers = centers * speaker.formant_scale
-    keep = centers[0] < 0.95 * sample_rate / 2
-    keep[:3] = True
-    centers = np.minimum(centers[:, keep], 0.95 * sample_rate / 2)
-    bandwidths = _BANDWIDTHS[keep] * (1.0 + 0.5 * speaker.breathiness)
-    tract = _resonator_gain(freqs, centers, bandwidths, sample_rate)  # [N, F]
+    # Vocal tract: F1-F3 move between vowel targets; F4-F5 are fixed; all scaled. Only
+    # frames that carry voicing (or frication) are filtered: the rest stay silent.
+    nyquist = 0.95 * sample_rate / 2
+    bandwidths = _BANDWIDTHS * (1.0 + 0.5 * speaker.breathiness)
+    high = _HIGH_FORMANTS * speaker.formant_scale
+    keep = high < nyquist
+    fixed = _resonator_gain(freqs, high[keep][None, :], bandwidths[3:][keep], sample_rate)
     tilt = 10.0 ** (speaker.tilt_db * np.log2(np.maximum(freqs, 500.0) / 500.0) / 20.0)
-    # Fricative band: a band-pass of quality factor q around the per-frame centre.
-    f = np.maximum(freqs, 1.0)[None, :]
-    fc = tl.noise_center[:, None]
-    band = 1.0 / np.sqrt(1.0 + tl.noise_q[:, None] ** 2 * (f / fc - fc / f) ** 2)  # [N, F]
-
-    out_spec = (spec[0] * (tract * tilt[None, :] * tl.voiced[:, None]).T
-                + spec[1] * (band * 3.0 * tl.noise[:, None]).T)
-    wav = torch.istft(torch.from_numpy(out_spec), n_fft, hop, win, window, center=True,
-                      length=num_samples).numpy()[:wanted]
+    fixed = (fixed[0] * tilt).astype(np.float32)  # [F]
+    vidx = np.flatnonzero(tl.voiced > 0)
+    if len(vidx):
+        targets = np.stack(tl.formant_targets) if tl.formant_targets else _VOWEL_TABLE[4:5]
+        times = tl.formant_times if tl.formant_targets else [0.0]
+        f123 = np.stack([np.interp(vidx, times, targets[:, k]) for k in range(3)], axis=1)
+        centers = np.minimum(f123 * speaker.formant_scale, nyquist).astype(np.float32)
+        tract = _resonator_gain(freqs.astype(np.float32), centers,
+                                bandwidths[:3].astype(np.float32), sample_rate)  # [n, F]
+        out[vidx] = spec[0, vidx] * (tract * fixed * tl.voiced[vidx, None].astype(np.float32))
+    # Frication: band-pass noise of quality factor q around the per-frame centre.
+    nidx = np.flatnonzero(tl.noise > 0)
+    if len(nidx):
+        f = np.maximum(freqs, 1.0)[None, :]
+        fc = tl.noise_center[nidx, None]
+        band = 3.0 * tl.noise[nidx, None] / np.sqrt(
+            1.0 + tl.noise_q[nidx, None] ** 2 * (f / fc - fc / f) ** 2)  # [n, F]
+        out[nidx] += spec[1, nidx] * band.astype(np.float32)
+    wav = torch.istft(torch.from_numpy(out.T), n_fft, hop, win, window, center=True,
+                      length=num_samples).numpy().astype(np.float64)[:wanted]
     rms = np.sqrt(np.mean(wav**2))
     if rms < 1e-8:  # too short to hold a syllable: fall back to the breathy source itself
         wav = voiced[:wanted]

@@ -1,0 +1,58 @@
+"""Speed of on-the-fly synthetic data generation on one CPU thread.
+
+Prints, for each configuration, how many seconds of audio one thread generates per second of
+wall time (x real time). Training the shipped separator generates ``synth_mix`` examples on the
+fly, so this must stay well above the rate the model consumes them (target: >= 50x).
+
+    python benchmarks/data.py [--examples 40] [--segment-seconds 4.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import audionets.data  # noqa: F401  (registers the datasets)
+from audionets.registry import DATASETS
+
+
+def realtime_factor(name: str, examples: int, **kwargs) -> float:
+    """Seconds of (mixture) audio generated per wall-clock second for ``examples`` items."""
+    dataset = DATASETS.build(name, split="train", num_examples=examples, **kwargs)
+    dataset[0]  # warm-up (speaker pool, FFT plans)
+    start = time.perf_counter()
+    samples = 0
+    for index in range(examples):
+        item = dataset[index]
+        samples += item["mix" if "mix" in item else "wav"].shape[-1]
+    elapsed = time.perf_counter() - start
+    return samples / dataset.sample_rate / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=40)
+    parser.add_argument("--segment-seconds", type=float, default=4.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    seg = args.segment_seconds
+    configs = [
+        ("synth_mix", "2 speakers, 8 kHz, clean", dict(num_speakers=2, sample_rate=8000)),
+        ("synth_mix", "3 speakers, 8 kHz, clean", dict(num_speakers=3, sample_rate=8000)),
+        ("synth_mix", "2 speakers, 8 kHz, noise 0-10 dB (white/pink/babble)",
+         dict(num_speakers=2, sample_rate=8000, noise_snr_db=[0, 10])),
+        ("synth_mix", "2 speakers, 16 kHz, clean", dict(num_speakers=2, sample_rate=16000)),
+        ("synth_events", "16 kHz, 1 s clips", dict(sample_rate=16000, segment_seconds=1.0)),
+    ]
+    print(f"on-the-fly generation, 1 thread, {args.examples} examples each "
+          f"({seg:g} s mixtures):")
+    for name, label, kwargs in configs:
+        kwargs.setdefault("segment_seconds", seg)
+        factor = realtime_factor(name, args.examples, **kwargs)
+        print(f"  {name:13s} {label:52s} {factor:7.1f}x real time")
+
+
+if __name__ == "__main__":
+    main()
