@@ -5,3 +5,4 @@ configs can name them (``data: {name: synth_mix, ...}``).
 """
 
 from audionets.data import events, manifest, mixtures, speech  # noqa: F401  (registers the datasets)
+from audionets.data import esc50, speech_commands, urbansound8k, wsj0mix, librimix, wham, tts_mix  # noqa: F401,E501
