@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -100,12 +101,17 @@ class Classifier:
         """The ``top_k`` most likely ``(label, probability)`` pairs for an audio file.
 
         The file is averaged to mono and resampled to :attr:`sample_rate`; the whole file is
-        one input. Raises :class:`~audionets.errors.AudioError` for unreadable, corrupt,
-        truncated or NaN/Inf input.
+        one input. An all-zero (silent) file is classified too, with a ``UserWarning``.
+        Raises :class:`~audionets.errors.AudioError` for unreadable, corrupt, truncated or
+        NaN/Inf input.
         """
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1; got {top_k}")
-        wav, _ = audio.load(Path(path), sample_rate=self.sample_rate, mono=True)
+        path = Path(path)
+        wav, _ = audio.load(path, sample_rate=self.sample_rate, mono=True)
+        if not wav.any():
+            warnings.warn(f"{path}: input is silent (all samples are zero); the classes are the "
+                          "model's response to silence", UserWarning, stacklevel=2)
         probs = self.classify_batch(wav)[0]
         values, indices = probs.topk(min(top_k, len(self.labels)))
         return [(self.labels[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
