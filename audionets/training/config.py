@@ -160,7 +160,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
-            return _coerce(value, inner[0], key)
+            try:
+                return _coerce(value, inner[0], key)
+            except ConfigError as err:
+                if value is None or type(None) not in args or str(err).count(": expected") != 1:
+                    raise
+                raise ConfigError(str(err).replace(", got ", " or null, got ", 1)) from None
     elif origin is list:
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, (list, tuple)):

@@ -49,6 +49,10 @@ from audionets.utils import atomic_write
 
 log = logging.getLogger("audionets.train")
 
+#: redraw curves.png after an epoch when this many seconds passed since the last drawing
+#: (it is always drawn when training ends)
+PLOT_INTERVAL_S = 60.0
+
 
 def load_registries() -> None:
     """Import the packages whose import registers the models and datasets."""
@@ -263,6 +267,7 @@ class Trainer:
         if resume:
             self._load_last()
         self.metrics_logger: MetricsLogger | None = None
+        self._last_plot = time.monotonic()
 
     # ----------------------------------------------------------------- set-up helpers
     def _check_experiment_dir(self) -> None:
@@ -518,11 +523,11 @@ class Trainer:
     def _end_epoch(self, train: dict[str, float], valid: dict[str, float], seconds: float,
                    partial: bool) -> None:
         value = valid.get(self.monitor, math.nan)
+        row = {"epoch": self.epoch + (1 if partial else 0), "step": self.step,
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **train, **valid}
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not partial:
             if math.isfinite(value):
                 self.scheduler.step(value)
-        row = {"epoch": self.epoch + (1 if partial else 0), "step": self.step,
-               "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **train, **valid}
         summary = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))
         log.info("epoch %d%s (step %d): %s", row["epoch"], " (partial)" if partial else "",
                  self.step, summary)
@@ -536,7 +541,9 @@ class Trainer:
         save_checkpoint(state, self.ckpt_dir / LAST)
         assert self.metrics_logger is not None
         self.metrics_logger.log(row)
-        self.metrics_logger.plot()
+        if time.monotonic() - self._last_plot > PLOT_INTERVAL_S:
+            self.metrics_logger.plot()
+            self._last_plot = time.monotonic()
 
     def _test(self) -> dict[str, float]:
         """Evaluate the best checkpoint (else the current weights) on the test split (rank 0)."""
@@ -560,6 +567,7 @@ class Trainer:
 
     def _finish(self, result: FitResult) -> FitResult:
         if self.metrics_logger is not None:
+            self.metrics_logger.plot()
             self.metrics_logger.close()
         return result
 

@@ -1,0 +1,280 @@
+"""The trainer on tiny in-test components: outputs, max_steps, accumulation, signals, tasks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from audionets.errors import CheckpointError, ConfigError, OutputError
+from audionets.registry import DATASETS, MODELS
+from audionets.training.checkpoints import load_checkpoint
+from audionets.training.config import config_from_dict, load_config
+from audionets.training.logging import read_metrics
+from audionets.training.tasks import ClassificationTask, ReconstructionTask, SeparationTask, build_task
+from audionets.training.trainer import Trainer, _cosine_factor, train
+
+SAMPLES = 64
+
+
+@DATASETS.register("test_trainer_tones")
+class Tones(torch.utils.data.Dataset):
+    """Two classes: noise with a negative or a positive offset; train items get fresh noise."""
+
+    labels = ["minus", "plus"]
+
+    def __init__(self, split: str = "train", sample_rate: int = 8000, num_examples: int = 24,
+                 segment_seconds: float | None = None) -> None:
+        self.split, self.num_examples = split, num_examples
+        self.offset = {"train": 0, "valid": 1000, "test": 2000}[split]
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def __getitem__(self, index: int) -> dict:
+        gen = torch.Generator().manual_seed(self.offset + index)
+        label = index % 2
+        wav = 0.3 * torch.randn(SAMPLES, generator=gen) + (0.2 if label else -0.2)
+        if self.split == "train":  # uses the global RNG, which a resumed run must restore
+            wav = wav + 0.05 * torch.randn(SAMPLES)
+        return {"wav": wav, "label": torch.tensor(label), "id": f"{self.split}-{index}"}
+
+
+@MODELS.register("test_trainer_net")
+class TinyNet(nn.Module):
+    """``wav[B, T] -> logits[B, C]`` from the mean and std of the waveform."""
+
+    def __init__(self, num_classes: int, sample_rate: int, hidden: int = 8,
+                 dropout: float = 0.0, kill_at_call: int | None = None) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, num_classes))
+        self.kill_at_call, self.calls = kill_at_call, 0
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        self.calls += self.training
+        if self.training and self.calls == self.kill_at_call:
+            os.kill(os.getpid(), signal.SIGTERM)  # as if the job scheduler stopped us
+        return self.net(torch.stack([wav.mean(-1), wav.std(-1)], dim=-1) * 3)
+
+
+def make_config(tmp_path: Path, *overrides: str, name: str = "run"):
+    raw = {
+        "task": "classification", "experiment_dir": str(tmp_path / name), "seed": 3,
+        "sample_rate": 8000,
+        "model": {"name": "test_trainer_net"},
+        "data": {"name": "test_trainer_tones", "valid": {"num_examples": 8},
+                 "test": {"num_examples": 6}},
+        "optimizer": {"name": "adam", "lr": 0.05},
+        "trainer": {"max_epochs": 3, "batch_size": 4, "device": "cpu", "keep_best": 2},
+    }
+    return config_from_dict(raw, list(overrides))
+
+
+def test_training_writes_the_experiment_folder(tmp_path):
+    result = train(make_config(tmp_path, "trainer.max_epochs=4"))
+    exp = tmp_path / "run"
+    assert result.status == "completed" and result.epoch == 4 and result.step == 4 * 6
+    rows = read_metrics(exp / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert {"train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "lr"} <= set(rows[0])
+    assert rows[-1]["valid_loss"] < rows[0]["valid_loss"]
+    assert rows[-1]["valid_accuracy"] >= 0.75  # the classes are separable by the mean
+    assert (exp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = sorted((exp / "checkpoints").glob("best-*.pt"))
+    assert 1 <= len(best) <= 2
+    # the resolved config rebuilds the model: labels and num_classes were filled in from the data
+    saved = load_config(exp / "config.yaml")
+    assert saved.labels == ["minus", "plus"] and saved.model["num_classes"] == 2
+    assert saved.model["sample_rate"] == 8000
+    last = load_checkpoint(exp / "checkpoints" / "last.pt")
+    assert last["epoch"] == 4 and last["step"] == 24 and last["batch_in_epoch"] == 0
+    assert last["labels"] == ["minus", "plus"] and last["config"] == saved.to_dict()
+    test = json.loads((exp / "test_metrics.json").read_text())
+    assert set(test) == {"test_loss", "test_accuracy", "checkpoint"}
+    assert Path(test["checkpoint"]).name.startswith("best-")
+    assert test["test_accuracy"] == pytest.approx(result.test_metrics["test_accuracy"])
+
+
+def test_test_accuracy_matches_an_independent_count(tmp_path):
+    result = train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.keep_best=0"))
+    model = MODELS.build("test_trainer_net", num_classes=2, sample_rate=8000)
+    model.load_state_dict(load_checkpoint(tmp_path / "run/checkpoints/last.pt")["model"])
+    model.eval()
+    data = Tones("test", num_examples=6)
+    correct = [int(model(data[i]["wav"][None]).argmax()) == data[i]["label"] for i in range(6)]
+    assert result.test_metrics["test_accuracy"] == pytest.approx(np.mean(correct))
+
+
+def test_max_steps_stops_mid_epoch_and_saves(tmp_path):
+    result = train(make_config(tmp_path, "trainer.max_steps=4"))
+    assert result.status == "max_steps" and result.step == 4 and result.epoch == 0
+    state = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    assert state["step"] == 4 and state["epoch"] == 0 and state["batch_in_epoch"] == 4
+    rows = read_metrics(tmp_path / "run/metrics.csv")
+    assert len(rows) == 1 and rows[0]["step"] == 4
+    assert (tmp_path / "run/test_metrics.json").is_file()
+
+
+def test_limit_batches(tmp_path):
+    result = train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.limit_train_batches=2",
+                               "trainer.test=false"))
+    assert result.step == 4
+    assert not (tmp_path / "run/test_metrics.json").exists()
+
+
+def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
+    common = ("trainer.max_epochs=1", "optimizer.name=sgd", "optimizer.momentum=0.0",
+              "trainer.grad_clip=null", "trainer.test=false", "data.num_examples=16")
+    small = train(make_config(tmp_path, *common, "trainer.batch_size=4", "trainer.accumulate=2",
+                              name="acc"))
+    big = train(make_config(tmp_path, *common, "trainer.batch_size=8", name="big"))
+    assert small.step == big.step == 2
+    a = load_checkpoint(tmp_path / "acc/checkpoints/last.pt")["model"]
+    b = load_checkpoint(tmp_path / "big/checkpoints/last.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_sigterm_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
+    common = ("trainer.max_epochs=2", "trainer.test=false", "model.dropout=0.2")
+    train(make_config(tmp_path, *common, name="straight"))
+    stopped = train(make_config(tmp_path, *common, "model.kill_at_call=8", name="killed"))
+    assert stopped.status == "interrupted" and stopped.signum == signal.SIGTERM
+    assert stopped.step == 8 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    state = load_checkpoint(tmp_path / "killed/checkpoints/last.pt")
+    assert (state["epoch"], state["batch_in_epoch"]) == (1, 2)
+    finished = train(make_config(tmp_path, *common, name="killed"), resume=True)
+    assert finished.status == "completed" and finished.step == 12
+    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")
+    b = load_checkpoint(tmp_path / "killed/checkpoints/last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    rows = read_metrics(tmp_path / "killed/metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint to resume"):
+        Trainer(make_config(tmp_path), resume=True)
+    train(make_config(tmp_path, "trainer.max_epochs=1", "trainer.test=false"))
+    with pytest.raises(OutputError, match="--resume"):
+        Trainer(make_config(tmp_path))
+
+
+def test_bad_monitor_and_mismatched_classes(tmp_path):
+    with pytest.raises(ConfigError, match="trainer.monitor: 'valid_si_snri' is not a metric"):
+        Trainer(make_config(tmp_path, "trainer.monitor=valid_si_snri"))
+    with pytest.raises(ConfigError, match="model.num_classes: 5"):
+        Trainer(make_config(tmp_path, "model.num_classes=5"))
+    with pytest.raises(ConfigError, match="unknown key model.depth"):
+        Trainer(make_config(tmp_path, "model.depth=3"))
+    with pytest.raises(ConfigError, match="unknown key loss.threshold"):
+        Trainer(make_config(tmp_path, "loss.threshold=-30"))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_cpu_precisions_and_schedulers(tmp_path, precision):
+    result = train(make_config(
+        tmp_path, f"trainer.precision={precision}", "scheduler.name=cosine",
+        "scheduler.warmup_steps=3", "scheduler.min_lr=0.005", "trainer.max_epochs=2",
+        "trainer.test=false",
+    ))
+    rows = read_metrics(tmp_path / "run/metrics.csv")
+    assert all(math.isfinite(r["train_loss"]) for r in rows)
+    total = result.step
+    # after the last step the cosine schedule has reached min_lr
+    assert rows[-1]["lr"] == pytest.approx(0.05 * _cosine_factor(total, 3, total, 0.1))
+    assert rows[-1]["lr"] == pytest.approx(0.005)
+
+
+def test_cosine_factor_shape():
+    values = [_cosine_factor(s, 4, 20, 0.0) for s in range(21)]
+    assert values[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert values[12] == pytest.approx(0.5)  # half-way through the decay
+    assert values[20] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(values[3:], values[4:]))
+
+
+def test_plateau_halves_the_lr_when_the_metric_stalls(tmp_path):
+    # lr 1e-6 barely moves the monitored loss (less than the 1e-4 relative threshold), so with
+    # patience 0 every epoch after the first is a stall; rows log the lr each epoch trained with
+    train(make_config(tmp_path, "optimizer.lr=1e-6", "scheduler.name=plateau",
+                      "scheduler.patience=0", "scheduler.factor=0.5", "trainer.monitor=valid_loss",
+                      "trainer.max_epochs=4", "trainer.test=false"))
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run/metrics.csv")]
+    assert lrs == pytest.approx([1e-6, 1e-6, 0.5e-6, 0.25e-6], rel=1e-6)
+
+
+# ------------------------------------------------------------------------------- tasks
+
+
+def test_classification_task_loss_and_accuracy():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]])
+    batch = {"wav": logits, "label": torch.tensor([0, 0, 0])}
+    task = ClassificationTask(label_smoothing=0.1)
+    loss, metrics = task.step(nn.Identity(), batch)
+    logp = torch.log_softmax(logits, -1).numpy()
+    expected = -(0.95 * logp[:, 0] + 0.05 * logp[:, 1])
+    assert metrics["loss"].numpy() == pytest.approx(expected, rel=1e-5)
+    assert float(loss) == pytest.approx(expected.mean(), rel=1e-5)
+    assert metrics["accuracy"].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_separation_task_threshold_drops_easy_items():
+    torch.manual_seed(0)
+    sources = torch.randn(3, 2, 400)
+    estimates = sources.flip(1).clone()  # perfect but swapped
+    estimates[1] += 0.5 * torch.randn(2, 400)
+    estimates[2] += 2.0 * torch.randn(2, 400)
+    batch = {"mix": sources.sum(1), "sources": sources}
+    model = lambda mix: estimates  # noqa: E731
+    plain_loss, metrics = SeparationTask().step(model, batch)
+    assert metrics["si_snr"][0] > 60  # permutation found despite the swap
+    assert float(plain_loss) == pytest.approx(float(metrics["loss"].mean()))
+    thr_loss, _ = SeparationTask(threshold=-30.0).step(model, batch)
+    assert float(thr_loss) == pytest.approx(float(metrics["loss"][1:].mean()), rel=1e-5)
+    # improvement = SI-SNR minus the SI-SNR of the mixture itself, per item averaged over sources
+    mix = batch["mix"].numpy()
+
+    def si_snr(e, t):
+        e, t = e - e.mean(), t - t.mean()
+        proj = (e @ t) / (t @ t) * t
+        return 10 * np.log10((proj @ proj) / ((e - proj) @ (e - proj)))
+
+    base = [np.mean([si_snr(mix[b], sources[b, s].numpy()) for s in range(2)]) for b in range(3)]
+    assert (metrics["si_snr"] - metrics["si_snri"]).numpy() == pytest.approx(base, abs=1e-3)
+
+
+def test_reconstruction_task_l1_and_snr():
+    wav = torch.randn(2, 100)
+    noisy = wav + 0.1 * torch.randn(2, 100)
+    loss, metrics = ReconstructionTask(kind="l1").step(lambda x: noisy, {"wav": wav})
+    assert float(loss) == pytest.approx(float((noisy - wav).abs().mean()), rel=1e-6)
+    expected = 10 * np.log10((wav**2).sum(-1).numpy() / ((wav - noisy) ** 2).sum(-1).numpy())
+    assert metrics["snr"].numpy() == pytest.approx(expected, rel=1e-4)
+    mse, _ = ReconstructionTask(kind="mse").step(lambda x: noisy, {"wav": wav})
+    assert float(mse) == pytest.approx(float(((noisy - wav) ** 2).mean()), rel=1e-6)
+    with pytest.raises(ConfigError, match="loss.kind"):
+        build_task("reconstruction", {"kind": "huber"})
+
+
+def test_toy_recipe_trains_through_the_cli(tmp_path):
+    from audionets.cli import main
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
+    code = main(["train", str(recipe), f"experiment_dir={tmp_path / 'toy'}", "trainer.device=cpu",
+                 "trainer.max_epochs=1", "data.num_examples=4", "data.segment_seconds=0.25",
+                 "data.valid.num_examples=2", "data.test.num_examples=2"])
+    assert code == 0
+    test = json.loads((tmp_path / "toy/test_metrics.json").read_text())
+    assert {"test_si_snr", "test_si_snri", "test_loss"} <= set(test)
+    config = yaml.safe_load((tmp_path / "toy/config.yaml").read_text())
+    assert config["model"]["num_sources"] == 2 and config["data"]["num_examples"] == 4
