@@ -16,7 +16,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from audionets.data.layouts import Clip, ClipDataset, check_split, fold_splits, require
+from audionets.data.layouts import (
+    Clip, ClipDataset, check_split, fold_splits, require, root_dir,
+)
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
@@ -44,7 +46,7 @@ class ESC50(ClipDataset):
         segment_seconds: float | None = 5.0,
         test_fold: int = 5,
     ) -> None:
-        root_path = Path(root).expanduser()
+        root_path = root_dir(root, "ESC-50", URL)
         meta = require(root_path / "meta" / "esc50.csv", root_path, "ESC-50", URL)
         audio_dir = require(root_path / "audio", root_path, "ESC-50", URL)
         folds = fold_splits(test_fold, NUM_FOLDS)[check_split(split)]

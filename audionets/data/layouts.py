@@ -30,6 +30,15 @@ from audionets.errors import ConfigError
 SPLITS = ("train", "valid", "test")
 
 
+def root_dir(root: str | Path | None, what: str, how: str) -> Path:
+    """``root`` as a Path; ConfigError naming ``data.root`` when it is unset (None)."""
+    if root is None or str(root) == "":
+        raise ConfigError(
+            f"data.root: not set; download {what} from {how} and pass data.root=PATH"
+        )
+    return Path(root).expanduser()
+
+
 def require(path: Path, root: Path, what: str, how: str) -> Path:
     """Return ``path`` if it exists, else raise ConfigError naming ``data.root``.
 

@@ -24,7 +24,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from audionets.data.layouts import FileMixtureDataset, MixtureFiles, check_choice, check_split, require
+from audionets.data.layouts import (
+    FileMixtureDataset, MixtureFiles, check_choice, check_split, require, root_dir,
+)
 from audionets.data.wsj0mix import RATE_DIRS
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
@@ -65,8 +67,8 @@ class LibriMix(FileMixtureDataset):
         if sample_rate not in RATE_DIRS:
             raise ConfigError(f"data.sample_rate: LibriMix is generated at 8000 or 16000 Hz, "
                               f"got {sample_rate}")
-        root_path = Path(root).expanduser()
         name = f"Libri{num_speakers}Mix"
+        root_path = root_dir(root, name, HOW)
         base = root_path if root_path.name == name else root_path / name
         mode_dir = base / RATE_DIRS[sample_rate] / mode
         subset = {"train": train_subset, "valid": "dev", "test": "test"}[check_split(split)]

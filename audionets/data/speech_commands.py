@@ -33,7 +33,9 @@ from typing import Sequence
 
 import torch
 
-from audionets.data.layouts import Clip, ClipDataset, check_choice, load_mono, require, uniform
+from audionets.data.layouts import (
+    Clip, ClipDataset, check_choice, load_mono, require, root_dir, uniform,
+)
 from audionets.data.transforms import crop_or_pad, mix_at_snr
 from audionets.registry import DATASETS
 
@@ -78,7 +80,7 @@ class SpeechCommands(ClipDataset):
     ) -> None:
         task = str(task)
         check_choice("data.task", task, ("35", "12"))
-        root_path = Path(root).expanduser()
+        root_path = root_dir(root, NAME, URL)
         lists = {
             name: require(root_path / f"{name}_list.txt", root_path, NAME, URL)
             for name in ("validation", "testing")

@@ -17,7 +17,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from audionets.data.layouts import Clip, ClipDataset, check_split, fold_splits, require
+from audionets.data.layouts import (
+    Clip, ClipDataset, check_split, fold_splits, require, root_dir,
+)
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
@@ -46,7 +48,7 @@ class UrbanSound8K(ClipDataset):
         segment_seconds: float | None = 4.0,
         test_fold: int = 10,
     ) -> None:
-        root_path = Path(root).expanduser()
+        root_path = root_dir(root, "UrbanSound8K", URL)
         meta = require(root_path / "metadata" / "UrbanSound8K.csv", root_path, "UrbanSound8K", URL)
         audio_dir = require(root_path / "audio", root_path, "UrbanSound8K", URL)
         folds = fold_splits(test_fold, NUM_FOLDS)[check_split(split)]

@@ -15,9 +15,8 @@ test = ``tt``.
 
 from __future__ import annotations
 
-from pathlib import Path
 
-from audionets.data.layouts import FileMixtureDataset, check_choice
+from audionets.data.layouts import FileMixtureDataset, check_choice, root_dir
 from audionets.data.wsj0mix import folder_examples, layout_dir
 from audionets.registry import DATASETS
 
@@ -49,7 +48,7 @@ class WHAM(FileMixtureDataset):
         mode: str = "min",
     ) -> None:
         check_choice("data.mixture", mixture, tuple(MIXTURES))
-        root_path = Path(root).expanduser()
+        root_path = root_dir(root, "WHAM!", HOW)
         split_dir = layout_dir(root_path, sample_rate, mode, split, "WHAM!", HOW)
         mix_dir, sources = MIXTURES[mixture]
         examples = folder_examples(split_dir, root_path, mix_dir, sources, "WHAM!", HOW)

@@ -34,7 +34,7 @@ import torch
 
 from audionets.data.layouts import (
     FileMixtureDataset, MixtureFiles, check_choice, check_split, load_mono, mix_utterances,
-    require, uniform,
+    require, root_dir, uniform,
 )
 from audionets.data.transforms import speed_perturb
 from audionets.errors import ConfigError
@@ -110,8 +110,8 @@ class WSJ0Mix(FileMixtureDataset):
         gain_db: Sequence[float] = (0.0, 5.0),
     ) -> None:
         check_choice("data.num_speakers", num_speakers, (2, 3))
-        root_path = Path(root).expanduser()
         what = f"WSJ0-{num_speakers}mix"
+        root_path = root_dir(root, what, HOW)
         split_dir = layout_dir(root_path, sample_rate, mode, split, what, HOW,
                                f"{num_speakers}speakers")
         sources = [f"s{k + 1}" for k in range(num_speakers)]
