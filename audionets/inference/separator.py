@@ -127,7 +127,9 @@ class Separator:
         """
         mix = check_batch(mix, "mix")
         chunk, overlap = self._chunk_sizes(self.sample_rate, chunk_seconds, overlap_seconds)
-        return chunking.separate_chunked(self._forward, mix, chunk, overlap).transpose(1, 2)
+        return chunking.separate_chunked(
+            lambda piece: self._separate_chunk(piece, self.sample_rate), mix, chunk, overlap
+        ).transpose(1, 2)
 
     # -- files -------------------------------------------------------------------------------
 
@@ -157,17 +159,6 @@ class Separator:
         if est.shape[-1] < length:
             est = torch.nn.functional.pad(est, (0, length - est.shape[-1]))
         return est[..., :length]
-
-    def output_paths(
-        self, path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-        channels: str = "mix",
-    ) -> list[Path]:
-        """Paths :meth:`separate_file` would write for ``path`` (reads only the header)."""
-        path = Path(path)
-        folder = Path(out_dir) if out_dir is not None else path.parent
-        per_channel = audio.info(path).num_channels if _check_channels(channels) else None
-        return [folder / n for n in outputs.separation_names(path.stem, self.num_sources,
-                                                             per_channel)]
 
     def separate_file(
         self,
