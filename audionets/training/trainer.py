@@ -52,6 +52,7 @@ log = logging.getLogger("audionets.train")
 #: redraw curves.png after an epoch when this many seconds passed since the last drawing
 #: (it is always drawn when training ends)
 PLOT_INTERVAL_S = 60.0
+COUNT = "_count"
 
 
 def load_registries() -> None:
@@ -263,6 +264,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.batch_in_epoch = 0  # batches of the current epoch already trained
         self.step = 0  # optimizer steps
+        self.partial_sums: dict[str, float] = {}  # train metric sums of an unfinished epoch
         self.best = BestCheckpoints(self.ckpt_dir, config.trainer.keep_best, self.monitor_mode)
         if resume:
             self._load_last()
@@ -352,6 +354,7 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "step": self.step,
+            "train_partial": self.partial_sums,
             "rng": capture_rng(),
             "config": self.config.to_dict(),
             "labels": self.config.labels,
@@ -378,6 +381,7 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
             self.epoch, self.step = int(state["epoch"]), int(state["step"])
             self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
+            self.partial_sums = {k: float(v) for k, v in (state.get("train_partial") or {}).items()}
         except (KeyError, RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise CheckpointError(f"{path}: does not fit this config ({first[:200]}); resume with "
@@ -398,8 +402,11 @@ class Trainer:
         trainer = self.config.trainer
         loader = self._loader("train", self.epoch, self.batch_in_epoch)
         total = len(loader)
-        sums: dict[str, torch.Tensor] = {}
-        count = torch.zeros((), dtype=torch.float64, device=self.device)
+        # a resumed epoch continues the sums of its first part (saved all-reduced, by rank 0)
+        partial = self.partial_sums if self.batch_in_epoch and self.dist.is_main else {}
+        sums = {k: torch.tensor(v, dtype=torch.float64, device=self.device)
+                for k, v in partial.items() if k != COUNT}
+        count = torch.tensor(partial.get(COUNT, 0.0), dtype=torch.float64, device=self.device)
         self.train_model.train()
         reason, index = None, -1
         items, start = 0, time.perf_counter()
@@ -437,7 +444,9 @@ class Trainer:
             bar.close()
         finished = reason is None or (reason == "max_steps" and index == total - 1)
         self.batch_in_epoch = 0 if finished else self.batch_in_epoch + index + 1
-        return _means(sums, count, "train_", self.dist.enabled), reason, finished
+        totals = _totals(sums, count, self.dist.enabled)
+        self.partial_sums = {} if finished else totals
+        return _means(totals, "train_"), reason, finished
 
     def _optimizer_step(self) -> None:
         clip = self.config.trainer.grad_clip
@@ -474,7 +483,7 @@ class Trainer:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        return _means(sums, count, f"{split}_", self.dist.enabled)
+        return _means(_totals(sums, count, self.dist.enabled), f"{split}_")
 
     def fit(self) -> FitResult:
         """Train to ``max_epochs``/``max_steps`` (or a stop signal) and test; see the module doc."""
@@ -578,17 +587,22 @@ def _accumulate(sums: dict[str, torch.Tensor], metrics: dict[str, torch.Tensor])
         sums[name] = sums[name] + total if name in sums else total
 
 
-def _means(sums: dict[str, torch.Tensor], count: torch.Tensor, prefix: str,
-           reduce: bool) -> dict[str, float]:
-    """``{prefix + name: sum / count}``, with sums and counts added over processes if ``reduce``."""
+def _totals(sums: dict[str, torch.Tensor], count: torch.Tensor, reduce: bool) -> dict[str, float]:
+    """Metric sums and the item count (key :data:`COUNT`), added over processes if ``reduce``."""
     if not sums:
         return {}
     names = sorted(sums)
     packed = torch.stack([sums[n] for n in names] + [count])
     if reduce:
         distributed.all_reduce_sum(packed)
-    total = float(packed[-1])
-    return {prefix + n: float(v) / total for n, v in zip(names, packed[:-1].tolist())} if total else {}
+    values = packed.tolist()
+    return {**dict(zip(names, values[:-1])), COUNT: values[-1]}
+
+
+def _means(totals: dict[str, float], prefix: str) -> dict[str, float]:
+    """``{prefix + name: sum / count}`` from :func:`_totals`."""
+    count = totals.get(COUNT, 0.0)
+    return {prefix + k: v / count for k, v in totals.items() if k != COUNT} if count else {}
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
