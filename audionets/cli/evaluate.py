@@ -1,11 +1,99 @@
-"""``audionets evaluate`` (work in progress: being written)."""
+"""``audionets evaluate MODEL --data CONFIG_OR_DATASET [--split test] [--out rows.csv] ...``.
 
-HELP = "evaluate (not yet available)"
+Examples::
+
+    audionets evaluate exp/synth_sep --data recipes/synth_sep/config.yaml --out results.csv
+    audionets evaluate sepformer-synth-2spk --data synth_mix data.num_examples=100 --json s.json
+    audionets evaluate exp/events/checkpoints/last.pt --data synth_events --out events.csv
+
+MODEL is anything :func:`audionets.hub.load_model` accepts. Per-file metrics go to ``--out``
+(CSV), the summary (mean, median, std, count per metric) to stdout and ``--json``; for
+classifiers the confusion matrix is printed and saved next to ``--out``
+(``<stem>_confusion.csv`` / ``.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "evaluate a model on a dataset split: per-file metrics CSV and a summary"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="shipped model name, model/experiment folder, checkpoint .pt, "
+                                      "SpeechBrain folder or hub id")
+    parser.add_argument("--data", required=True, metavar="CONFIG_OR_DATASET",
+                        help="a recipe config YAML (its data section) or a dataset name (synth_mix)")
+    parser.add_argument("overrides", nargs="*", metavar="data.key=value",
+                        help="data overrides, e.g. data.root=/data/wsj0-2mix data.num_examples=50")
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument("--out", metavar="CSV", help="write per-file metrics to this CSV file")
+    parser.add_argument("--json", metavar="JSON", help="write the summary to this JSON file")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N files")
+    parser.add_argument("--no-sdr", action="store_true",
+                        help="separation: skip BSS Eval SDR/SDRi (the slow part)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    from audionets.cli.train import allow_intermixed
+
+    allow_intermixed(parser)
 
 
-def run(args):
-    raise NotImplementedError("audionets evaluate is being written")
+def _outputs(args: argparse.Namespace):
+    from pathlib import Path
+
+    from audionets.errors import OutputError
+
+    paths = {}
+    if args.out:
+        out = Path(args.out)
+        paths["csv"] = out
+        paths["confusion_csv"] = out.with_name(f"{out.stem}_confusion.csv")
+        paths["confusion_png"] = out.with_name(f"{out.stem}_confusion.png")
+    if args.json:
+        paths["json"] = Path(args.json)
+    for path in paths.values():
+        if not path.parent.is_dir():
+            raise OutputError(f"{path}: folder {path.parent} does not exist; create it first")
+        if path.exists() and not args.overwrite:
+            raise OutputError(f"{path}: already exists; pass --overwrite or choose another name")
+    if args.limit is not None and args.limit <= 0:
+        from audionets.errors import ConfigError
+
+        raise ConfigError(f"--limit: must be a positive number of files, got {args.limit}")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from audionets import hub
+    from audionets.inference._common import resolve_device
+    from audionets.training.evaluate import (
+        build_eval_dataset,
+        evaluate,
+        format_summary,
+        write_confusion,
+        write_json,
+        write_rows_csv,
+    )
+
+    paths = _outputs(args)
+    device = resolve_device(args.device)
+    model, meta = hub.load_model(args.model, device=device)
+    dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.sample_rate)
+    result = evaluate(model, meta.task, dataset, device=device, labels=meta.labels,
+                      limit=args.limit, sdr=not args.no_sdr, progress=sys.stderr.isatty())
+    print(f"{meta.task} model {meta.source} on {args.data} ({args.split}, {len(result.rows)} files)")
+    print(format_summary(result))
+    if "csv" in paths:
+        write_rows_csv(result.rows, paths["csv"])
+        if result.confusion is not None:
+            write_confusion(result, paths["confusion_csv"], paths["confusion_png"])
+    if "json" in paths:
+        summary = dict(result.summary)
+        if result.confusion is not None:
+            summary["confusion"] = {"labels": result.labels, "matrix": result.confusion.tolist()}
+        write_json({"model": meta.source, "data": args.data, "split": args.split,
+                    "files": len(result.rows), "summary": summary}, paths["json"])
+    return 0

@@ -138,13 +138,18 @@ class Config:
         return copy.deepcopy(dataclasses.asdict(self))
 
     def data_kwargs(self, split: str) -> dict[str, Any]:
-        """Dataset kwargs for ``split``: common keys of ``data`` with ``data.<split>`` merged over.
+        """Dataset kwargs for ``split`` (see :func:`split_data_kwargs`)."""
+        return split_data_kwargs(self.data, split)
 
-        Returns the dict without ``name`` and without the per-split sub-dicts.
-        """
-        common = {k: v for k, v in self.data.items() if k not in SPLITS and k != "name"}
-        common.update(self.data.get(split) or {})
-        return copy.deepcopy(common)
+
+def split_data_kwargs(data: dict[str, Any], split: str) -> dict[str, Any]:
+    """Dataset kwargs for ``split``: common keys of ``data`` with ``data[split]`` merged over.
+
+    Returns a new dict without ``name`` and without the per-split sub-dicts.
+    """
+    common = {k: v for k, v in data.items() if k not in SPLITS and k != "name"}
+    common.update(data.get(split) or {})
+    return copy.deepcopy(common)
 
 
 def _type_name(tp: Any) -> str:
@@ -261,10 +266,10 @@ def _check_version(version: str, where: str) -> None:
         )
 
 
-def check_data_roots(config: Config) -> None:
+def check_data_roots(data: dict[str, Any]) -> None:
     """Raise ConfigError naming ``data.root`` (or ``data.<split>.root``) when it does not exist."""
-    candidates = [("data.root", config.data.get("root"))]
-    candidates += [(f"data.{s}.root", (config.data.get(s) or {}).get("root")) for s in SPLITS]
+    candidates = [("data.root", data.get("root"))]
+    candidates += [(f"data.{s}.root", (data.get(s) or {}).get("root")) for s in SPLITS]
     for key, root in candidates:
         if root is not None and not Path(str(root)).expanduser().is_dir():
             raise ConfigError(
@@ -319,7 +324,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     raw = parse_yaml(path.read_text(encoding="utf-8"), where=str(path))
     config = config_from_dict(raw, overrides, where=str(path))
     if check_paths:
-        check_data_roots(config)
+        check_data_roots(config.data)
     return config
 
 
