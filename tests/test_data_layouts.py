@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import shutil
 
@@ -396,6 +397,26 @@ def test_tts_mix_splits_use_disjoint_voices(tts_root):
                            segment_seconds=None)
     assert len(valid) == 2 and torch.equal(valid[1]["mix"], valid[1]["mix"])
     assert not torch.equal(valid[0]["mix"][:100], valid[1]["mix"][:100])
+
+
+@pytest.mark.parametrize("name", ["esc50", "speech_commands", "urbansound8k", "wsj0mix",
+                                  "wham", "librimix", "tts_mix"])
+def test_unset_root_names_data_root(name):
+    with pytest.raises(ConfigError, match=r"^data\.root: not set; .* and pass data\.root=PATH$"):
+        DATASETS.build(name, split="train")
+
+
+@needs_espeak
+def test_tts_mix_command_builds_a_pool(tmp_path, capsys):
+    assert tts_mix.main([str(tmp_path / "pool"), "--num-utterances", "6", "--sample-rate",
+                         "8000"]) == 0
+    assert "pool ready" in capsys.readouterr().out
+    with open(tmp_path / "pool" / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and len({r["speaker"] for r in rows}) == 6
+    assert all((tmp_path / "pool" / r["path"]).is_file() for r in rows)
+    assert all(sf.info(str(tmp_path / "pool" / r["path"])).frames == int(r["num_frames"])
+               for r in rows)
 
 
 def test_tts_mix_missing_pool_without_auto_prepare(tmp_path):

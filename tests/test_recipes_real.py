@@ -6,6 +6,7 @@ The classifiers take ``num_classes`` from the data, so the fake layouts can have
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,5 @@ def test_recipe_trains_on_fake_layout(tmp_path, recipe, config, family):
     with open(exp / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows, "metrics.csv has no rows"
+    test_metrics = json.loads((exp / "test_metrics.json").read_text())
+    assert any(key.startswith("test_") for key in test_metrics)

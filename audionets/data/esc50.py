@@ -22,7 +22,7 @@ from audionets.data.layouts import (
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
-URL = "https://github.com/karolpiczak/ESC-50"
+GET = "download ESC-50 from https://github.com/karolpiczak/ESC-50"
 NUM_FOLDS = 5
 
 
@@ -40,15 +40,15 @@ class ESC50(ClipDataset):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         split: str = "train",
         sample_rate: int = 16000,
         segment_seconds: float | None = 5.0,
         test_fold: int = 5,
     ) -> None:
-        root_path = root_dir(root, "ESC-50", URL)
-        meta = require(root_path / "meta" / "esc50.csv", root_path, "ESC-50", URL)
-        audio_dir = require(root_path / "audio", root_path, "ESC-50", URL)
+        root_path = root_dir(root, GET)
+        meta = require(root_path / "meta" / "esc50.csv", root_path, GET)
+        audio_dir = require(root_path / "audio", root_path, GET)
         folds = fold_splits(test_fold, NUM_FOLDS)[check_split(split)]
         rows = _read_rows(meta)
         names: dict[int, str] = {}

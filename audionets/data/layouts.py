@@ -30,33 +30,33 @@ from audionets.errors import ConfigError
 SPLITS = ("train", "valid", "test")
 
 
-def root_dir(root: str | Path | None, what: str, how: str) -> Path:
-    """``root`` as a Path; ConfigError naming ``data.root`` when it is unset (None)."""
+def root_dir(root: str | Path | None, get: str) -> Path:
+    """``root`` as a Path; ConfigError naming ``data.root`` when it is unset (None).
+
+    ``get`` says how to obtain the data, e.g. ``"download ESC-50 from https://..."``.
+    """
     if root is None or str(root) == "":
-        raise ConfigError(
-            f"data.root: not set; download {what} from {how} and pass data.root=PATH"
-        )
+        raise ConfigError(f"data.root: not set; {get} and pass data.root=PATH")
     return Path(root).expanduser()
 
 
-def require(path: Path, root: Path, what: str, how: str) -> Path:
+def require(path: Path, root: Path, get: str) -> Path:
     """Return ``path`` if it exists, else raise ConfigError naming ``data.root``.
 
     Args:
         path: the file or folder the layout needs.
         root: the ``data.root`` the user passed.
-        what: the dataset's name for the message, e.g. ``"ESC-50"``.
-        how: where to get it, e.g. ``"https://github.com/karolpiczak/ESC-50"``.
+        get: how to obtain the data, e.g. ``"download ESC-50 from https://..."``.
     """
     if path.exists():
         return path
     if not root.is_dir():
         raise ConfigError(
-            f"data.root: {root} does not exist; download {what} from {how} and pass data.root=PATH"
+            f"data.root: {root} does not exist; {get} and pass data.root=PATH"
         )
     missing = path.relative_to(root) if path.is_relative_to(root) else path
     raise ConfigError(
-        f"data.root: {root} has no {missing}; download {what} from {how} and pass data.root=PATH"
+        f"data.root: {root} has no {missing}; {get} and pass data.root=PATH"
     )
 
 

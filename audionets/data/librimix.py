@@ -31,7 +31,7 @@ from audionets.data.wsj0mix import RATE_DIRS
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
-HOW = "https://github.com/JorisCos/LibriMix (generate_librimix.sh)"
+GET = "generate {name} with https://github.com/JorisCos/LibriMix (generate_librimix.sh)"
 
 
 @DATASETS.register("librimix")
@@ -51,7 +51,7 @@ class LibriMix(FileMixtureDataset):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         split: str = "train",
         sample_rate: int = 8000,
         segment_seconds: float | None = 3.0,
@@ -68,12 +68,13 @@ class LibriMix(FileMixtureDataset):
             raise ConfigError(f"data.sample_rate: LibriMix is generated at 8000 or 16000 Hz, "
                               f"got {sample_rate}")
         name = f"Libri{num_speakers}Mix"
-        root_path = root_dir(root, name, HOW)
+        get = GET.format(name=name)
+        root_path = root_dir(root, get)
         base = root_path if root_path.name == name else root_path / name
         mode_dir = base / RATE_DIRS[sample_rate] / mode
         subset = {"train": train_subset, "valid": "dev", "test": "test"}[check_split(split)]
         csv_path = require(mode_dir / "metadata" / f"mixture_{subset}_mix_{mixture}.csv",
-                           root_path, name, HOW)
+                           root_path, get)
         num_sources = 1 if mixture == "single" else num_speakers
         examples = read_metadata(csv_path, mode_dir, num_sources)
         super().__init__(examples, split, sample_rate, segment_seconds)

@@ -39,8 +39,8 @@ from audionets.data.layouts import (
 from audionets.data.transforms import crop_or_pad, mix_at_snr
 from audionets.registry import DATASETS
 
-URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
-NAME = "Speech Commands v0.02"
+GET = ("download and extract Speech Commands v0.02 from "
+       "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz")
 TARGET_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
@@ -67,7 +67,7 @@ class SpeechCommands(ClipDataset):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         split: str = "train",
         sample_rate: int = 16000,
         segment_seconds: float | None = 1.0,
@@ -80,15 +80,15 @@ class SpeechCommands(ClipDataset):
     ) -> None:
         task = str(task)
         check_choice("data.task", task, ("35", "12"))
-        root_path = root_dir(root, NAME, URL)
+        root_path = root_dir(root, GET)
         lists = {
-            name: require(root_path / f"{name}_list.txt", root_path, NAME, URL)
+            name: require(root_path / f"{name}_list.txt", root_path, GET)
             for name in ("validation", "testing")
         }
-        noise_dir = require(root_path / NOISE_DIR, root_path, NAME, URL)
+        noise_dir = require(root_path / NOISE_DIR, root_path, GET)
         self.noise_files = sorted(noise_dir.glob("*.wav"))
         if not self.noise_files:
-            require(noise_dir / "*.wav", root_path, NAME, URL)
+            require(noise_dir / "*.wav", root_path, GET)
         words = sorted(p.name for p in root_path.iterdir() if p.is_dir() and not
                        p.name.startswith("_"))
         held_out = {name: _read_list(path) for name, path in lists.items()}

@@ -43,7 +43,9 @@ import torch
 from torch.utils.data import Dataset
 
 from audionets import audio
-from audionets.data.layouts import check_choice, check_split, load_mono, mix_utterances, segment_length
+from audionets.data.layouts import (
+    check_choice, check_split, load_mono, mix_utterances, root_dir, segment_length,
+)
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 from audionets.utils import atomic_write
@@ -201,7 +203,7 @@ class TTSMix(Dataset):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         split: str = "train",
         sample_rate: int = 8000,
         segment_seconds: float | None = 3.0,
@@ -215,7 +217,7 @@ class TTSMix(Dataset):
     ) -> None:
         check_choice("data.num_speakers", num_speakers, (2, 3))
         self.split = check_split(split)
-        root_path = Path(root).expanduser()
+        root_path = root_dir(root, "build a pool with python -m audionets.data.tts_mix PATH")
         manifest = root_path / "manifest.csv"
         if not manifest.exists():
             if not auto_prepare:

@@ -23,7 +23,7 @@ from audionets.data.layouts import (
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
-URL = "https://urbansounddataset.weebly.com/urbansound8k.html"
+GET = "download UrbanSound8K from https://urbansounddataset.weebly.com/urbansound8k.html"
 NUM_FOLDS = 10
 
 
@@ -42,15 +42,15 @@ class UrbanSound8K(ClipDataset):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         split: str = "train",
         sample_rate: int = 16000,
         segment_seconds: float | None = 4.0,
         test_fold: int = 10,
     ) -> None:
-        root_path = root_dir(root, "UrbanSound8K", URL)
-        meta = require(root_path / "metadata" / "UrbanSound8K.csv", root_path, "UrbanSound8K", URL)
-        audio_dir = require(root_path / "audio", root_path, "UrbanSound8K", URL)
+        root_path = root_dir(root, GET)
+        meta = require(root_path / "metadata" / "UrbanSound8K.csv", root_path, GET)
+        audio_dir = require(root_path / "audio", root_path, GET)
         folds = fold_splits(test_fold, NUM_FOLDS)[check_split(split)]
         with open(meta, newline="") as handle:
             rows = list(csv.DictReader(handle))

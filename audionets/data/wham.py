@@ -20,7 +20,8 @@ from audionets.data.layouts import FileMixtureDataset, check_choice, root_dir
 from audionets.data.wsj0mix import folder_examples, layout_dir
 from audionets.registry import DATASETS
 
-HOW = ("http://wham.whisper.ai/ (wham_noise.zip + scripts, which also need WSJ0 from the LDC)")
+GET = ("create WHAM! with the scripts and wham_noise.zip of http://wham.whisper.ai/ "
+       "(they need WSJ0 from the LDC)")
 MIXTURES = {"clean": ("mix_clean", ("s1", "s2")), "both": ("mix_both", ("s1", "s2")),
             "single": ("mix_single", ("s1",))}
 
@@ -40,7 +41,7 @@ class WHAM(FileMixtureDataset):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         split: str = "train",
         sample_rate: int = 8000,
         segment_seconds: float | None = 4.0,
@@ -48,9 +49,9 @@ class WHAM(FileMixtureDataset):
         mode: str = "min",
     ) -> None:
         check_choice("data.mixture", mixture, tuple(MIXTURES))
-        root_path = root_dir(root, "WHAM!", HOW)
-        split_dir = layout_dir(root_path, sample_rate, mode, split, "WHAM!", HOW)
+        root_path = root_dir(root, GET)
+        split_dir = layout_dir(root_path, sample_rate, mode, split, "WHAM!", GET)
         mix_dir, sources = MIXTURES[mixture]
-        examples = folder_examples(split_dir, root_path, mix_dir, sources, "WHAM!", HOW)
+        examples = folder_examples(split_dir, root_path, mix_dir, sources, GET)
         super().__init__(examples, split, sample_rate, segment_seconds)
         self.mixture = mixture

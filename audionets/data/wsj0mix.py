@@ -40,7 +40,8 @@ from audionets.data.transforms import speed_perturb
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
-HOW = "the LDC (WSJ0, LDC93S6A) and create the mixtures with the wsj0-mix scripts"
+GET = ("create {name} from WSJ0 (LDC93S6A) with the wsj0-mix scripts "
+       "(https://github.com/mpariente/pywsj0-mix)")
 SPLIT_DIRS = {"train": "tr", "valid": "cv", "test": "tt"}
 RATE_DIRS = {8000: "wav8k", 16000: "wav16k"}
 
@@ -55,28 +56,28 @@ def utterance_of(name: str, source: int) -> str:
     return name.split("_")[2 * source]
 
 
-def layout_dir(root: Path, sample_rate: int, mode: str, split: str, what: str, how: str,
+def layout_dir(root: Path, sample_rate: int, mode: str, split: str, name: str, get: str,
                speakers_dir: str | None = None) -> Path:
     """``{root}/wav{8k,16k}/{min,max}/{tr,cv,tt}``, checked to exist (ConfigError otherwise)."""
     if sample_rate not in RATE_DIRS:
         raise ConfigError(
-            f"data.sample_rate: {what} exists at 8000 or 16000 Hz, got {sample_rate}"
+            f"data.sample_rate: {name} exists at 8000 or 16000 Hz, got {sample_rate}"
         )
     check_choice("data.mode", mode, ("min", "max"))
     if speakers_dir and not (root / RATE_DIRS[sample_rate]).exists() and (root / speakers_dir).is_dir():
         root = root / speakers_dir
     return require(root / RATE_DIRS[sample_rate] / mode / SPLIT_DIRS[check_split(split)],
-                   root, what, how)
+                   root, get)
 
 
 def folder_examples(split_dir: Path, root: Path, mix_dir: str, source_dirs: Sequence[str],
-                    what: str, how: str) -> list[MixtureFiles]:
+                    get: str) -> list[MixtureFiles]:
     """One example per ``{split_dir}/{mix_dir}/*.wav``, with ``{split_dir}/{s}/<same name>``."""
-    mixes = sorted(require(split_dir / mix_dir, root, what, how).glob("*.wav"))
+    mixes = sorted(require(split_dir / mix_dir, root, get).glob("*.wav"))
     if not mixes:
-        require(split_dir / mix_dir / "*.wav", root, what, how)
+        require(split_dir / mix_dir / "*.wav", root, get)
     for source_dir in source_dirs:
-        require(split_dir / source_dir, root, what, how)
+        require(split_dir / source_dir, root, get)
     return [MixtureFiles(m, tuple(split_dir / s / m.name for s in source_dirs), m.stem)
             for m in mixes]
 
@@ -99,7 +100,7 @@ class WSJ0Mix(FileMixtureDataset):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         split: str = "train",
         sample_rate: int = 8000,
         segment_seconds: float | None = 4.0,
@@ -110,12 +111,13 @@ class WSJ0Mix(FileMixtureDataset):
         gain_db: Sequence[float] = (0.0, 5.0),
     ) -> None:
         check_choice("data.num_speakers", num_speakers, (2, 3))
-        what = f"WSJ0-{num_speakers}mix"
-        root_path = root_dir(root, what, HOW)
-        split_dir = layout_dir(root_path, sample_rate, mode, split, what, HOW,
+        name = f"WSJ0-{num_speakers}mix"
+        get = GET.format(name=name)
+        root_path = root_dir(root, get)
+        split_dir = layout_dir(root_path, sample_rate, mode, split, name, get,
                                f"{num_speakers}speakers")
         sources = [f"s{k + 1}" for k in range(num_speakers)]
-        examples = folder_examples(split_dir, root_path, "mix", sources, what, HOW)
+        examples = folder_examples(split_dir, root_path, "mix", sources, get)
         super().__init__(examples, split, sample_rate, segment_seconds)
         if speed_perturb is not None and not 0 < speed_perturb[0] <= speed_perturb[1]:
             raise ConfigError(f"data.speed_perturb: need 0 < low <= high, got {speed_perturb}")
