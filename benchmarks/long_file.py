@@ -16,7 +16,12 @@ Every measurement runs in a fresh subprocess, so each peak RSS is its own.
 
     python benchmarks/long_file.py              # 1 min and 10 min, published architecture
     python benchmarks/long_file.py --quick      # small architecture, 12 s and 120 s (smoke run)
-    python benchmarks/long_file.py --hours 2    # also a 2-hour file (ours only)
+    python benchmarks/long_file.py --quick --hours 2   # + a 2-hour file (ours only)
+
+Cost: the published architecture needs about 1 TFLOP per 10 s chunk, i.e. roughly 20 s per
+chunk on one CPU core, so the full run (1 + 10 minutes, 74 chunks) takes 15-30 minutes on an
+idle 2-core machine, and ``--hours 2`` with it several hours: use ``--quick --hours 2`` for the
+bounded-memory check of very long files (about 7 minutes).
 """
 
 from __future__ import annotations
