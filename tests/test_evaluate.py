@@ -1,0 +1,163 @@
+"""Per-file evaluation: metric values vs NumPy, PIT, silent references, confusion, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from audionets import hub
+from audionets.hub import ModelMeta, save_pretrained
+from audionets.training.evaluate import evaluate, format_summary, write_confusion, write_json
+
+
+def np_si_snr(est: np.ndarray, ref: np.ndarray) -> float:
+    est, ref = est - est.mean(), ref - ref.mean()
+    proj = (est @ ref) / (ref @ ref) * ref
+    return float(10 * np.log10((proj @ proj) / ((est - proj) @ (est - proj))))
+
+
+def separation_items(n: int = 3, length: int = 1600) -> list[dict]:
+    gen = torch.Generator().manual_seed(1)
+    items = []
+    for i in range(n):
+        sources = torch.randn(2, length, generator=gen) * torch.tensor([[1.0], [0.5]])
+        items.append({"mix": sources.sum(0), "sources": sources, "id": f"utt{i}"})
+    return items
+
+
+class MixtureCopies(nn.Module):
+    """Returns the (scaled) mixture as every source: SI-SNRi is exactly 0."""
+
+    def forward(self, mix):
+        return torch.stack([mix, 0.5 * mix], dim=1)
+
+
+class Oracle(nn.Module):
+    """Returns the true sources (plus -80 dB of noise) in swapped order (PIT must undo it)."""
+
+    def __init__(self, items):
+        super().__init__()
+        self.items = items
+
+    def forward(self, mix):
+        item = next(it for it in self.items if torch.equal(it["mix"], mix[0]))
+        noise = 1e-4 * torch.randn(item["sources"].shape, generator=torch.Generator().manual_seed(0))
+        return (item["sources"] + noise).flip(0)[None]
+
+
+def test_separation_metrics_match_numpy():
+    items = separation_items()
+    result = evaluate(MixtureCopies(), "separation", items)
+    assert [r["id"] for r in result.rows] == ["utt0", "utt1", "utt2"]
+    for item, row in zip(items, result.rows):
+        mix, srcs = item["mix"].numpy(), item["sources"].numpy()
+        expected = np.mean([np_si_snr(mix, s) for s in srcs])
+        assert row["si_snr"] == pytest.approx(expected, abs=1e-3)
+        assert row["si_snri"] == pytest.approx(0.0, abs=1e-3)
+        assert row["sdri"] == pytest.approx(0.0, abs=1e-2)  # BSS Eval is scale-invariant too
+    values = np.array([r["si_snr"] for r in result.rows])
+    stats = result.summary["si_snr"]
+    assert stats["mean"] == pytest.approx(values.mean())
+    assert stats["median"] == pytest.approx(np.median(values))
+    assert stats["std"] == pytest.approx(values.std())
+    assert stats["count"] == 3
+
+
+def test_permutation_is_solved_before_scoring():
+    items = separation_items(2)
+    result = evaluate(Oracle(items), "separation", items)
+    for row in result.rows:
+        assert row["si_snr"] > 70 and row["sdr"] > 70 and row["si_snri"] > 60
+
+
+def test_silent_reference_is_skipped_with_a_note(tmp_path):
+    items = separation_items(3)
+    items[1]["sources"][1] = 0.0
+    items[1]["mix"] = items[1]["sources"].sum(0)
+    result = evaluate(MixtureCopies(), "separation", items)
+    row = result.rows[1]
+    assert row["note"] == "reference is silent"
+    assert all(row[k] is None for k in ("si_snr", "si_snri", "sdr", "sdri"))
+    assert result.summary["si_snr"]["count"] == 2
+    assert all(np.isfinite(v) for s in result.summary.values() if "mean" in s
+               for v in (s["mean"], s["median"], s["std"]))
+    assert result.summary["notes"] == {"reference is silent": 1}
+    write_json(result.summary, tmp_path / "s.json")  # would raise on NaN
+    assert "1 file(s) skipped: reference is silent" in format_summary(result)
+
+
+class FixedLogits(nn.Module):
+    def __init__(self, predictions):
+        super().__init__()
+        self.predictions = iter(predictions)
+
+    def forward(self, wav):
+        logits = torch.zeros(1, 3)
+        logits[0, next(self.predictions)] = 1.0
+        return logits
+
+
+def test_classification_accuracy_and_confusion(tmp_path):
+    labels_true = [0, 0, 1, 2, 2, 2]
+    predicted = [0, 1, 1, 2, 0, 2]
+    items = [{"wav": torch.randn(100), "label": torch.tensor(t), "id": str(i)}
+             for i, t in enumerate(labels_true)]
+    result = evaluate(FixedLogits(predicted), "classification", items, labels=["a", "b", "c"])
+    expected = np.zeros((3, 3), dtype=int)
+    for t, p in zip(labels_true, predicted):
+        expected[t, p] += 1
+    assert np.array_equal(result.confusion, expected)
+    assert result.summary["accuracy"]["mean"] == pytest.approx(4 / 6)
+    assert [r["prediction"] for r in result.rows] == ["a", "b", "b", "c", "a", "c"]
+    write_confusion(result, tmp_path / "c.csv", tmp_path / "c.png")
+    rows = list(csv.reader((tmp_path / "c.csv").open()))
+    assert rows[0] == ["true \\ predicted", "a", "b", "c"]
+    assert [list(map(int, r[1:])) for r in rows[1:]] == expected.tolist()
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    text = format_summary(result)
+    assert "confusion matrix" in text and "accuracy" in text
+
+
+TINY_SEPFORMER = {"name": "sepformer", "num_sources": 2, "sample_rate": 8000, "encoder_channels": 8,
+                  "d_model": 8, "chunk_size": 10, "num_blocks": 1, "intra_layers": 1,
+                  "inter_layers": 1, "nhead": 2, "d_ffn": 16}
+
+
+def test_cli_writes_rows_and_summary(tmp_path, capsys):
+    from audionets.cli import main
+
+    config = {"task": "separation", "sample_rate": 8000, "model": TINY_SEPFORMER}
+    model = hub.build_from_config(config, "test")
+    save_pretrained(model, ModelMeta("separation", 8000, config=config), tmp_path / "m")
+    code = main(["evaluate", str(tmp_path / "m"), "--data", "synth_mix", "--device", "cpu",
+                 "data.num_examples=3", "data.segment_seconds=0.25", "--no-sdr",
+                 "--out", str(tmp_path / "rows.csv"), "--json", str(tmp_path / "summary.json")])
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    assert len(rows) == 3 and set(rows[0]) == {"id", "si_snr", "si_snri"}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["files"] == 3 and summary["split"] == "test"
+    values = np.array([float(r["si_snri"]) for r in rows])
+    assert summary["summary"]["si_snri"]["mean"] == pytest.approx(values.mean(), abs=1e-4)
+    assert "si_snri" in capsys.readouterr().out
+    # a recipe config as --data, with a config override
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"task": "separation", "sample_rate": 8000,
+                                      "model": TINY_SEPFORMER,
+                                      "data": {"name": "synth_mix", "segment_seconds": 0.25,
+                                               "test": {"num_examples": 2}}}))
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(recipe), "--device", "cpu",
+                 "--no-sdr", "--split", "test"]) == 0
+    assert "(test, 2 files)" in capsys.readouterr().out
+    # existing outputs are kept unless --overwrite; unknown datasets are named
+    assert main(["evaluate", str(tmp_path / "m"), "--data", "synth_mix",
+                 "--out", str(tmp_path / "rows.csv")]) == 1
+    assert main(["evaluate", str(tmp_path / "m"), "--data", "nonexistent_set"]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and "neither a config file nor a dataset name" in err
