@@ -67,7 +67,8 @@ def _tts_mix(tmp: Path) -> tuple[Path, list[str]]:
     if tts_mix.espeak_binary() is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     tts_mix.prepare(tmp, num_utterances=40, seed=0, sample_rate=8000)
-    return tmp, ["data.segment_seconds=0.25", "data.num_mixtures=20", "data.num_utterances=40"]
+    return tmp, ["data.segment_seconds=0.25", "data.num_mixtures=20", "data.num_utterances=40",
+                 "data.valid.segment_seconds=0.5", "data.test.segment_seconds=0.5"]
 
 
 LAYOUTS = {"esc50": _esc50, "speech_commands": _speech_commands, "urbansound8k": _urbansound8k,

@@ -3,7 +3,8 @@
 - :func:`require` checks that a dataset folder holds an expected file or folder and otherwise
   raises a one-line :class:`~audionets.errors.ConfigError` that names ``data.root``, the missing
   path, and where to get the data.
-- :func:`check_split` validates the ``split`` argument.
+- :func:`root_dir`, :func:`check_split`, :func:`check_choice` validate arguments;
+  :func:`fold_splits` maps a test fold to the train/valid/test folds of K-fold layouts.
 - :class:`ClipDataset` is a classification dataset over a list of ``(path, label, id)`` clips.
 - :class:`FileMixtureDataset` is a separation dataset over ``(mix path, source paths, id)``.
 - :func:`mix_utterances` builds a WSJ0-2mix style mixture from single-speaker utterances (used

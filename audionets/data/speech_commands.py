@@ -89,8 +89,8 @@ class SpeechCommands(ClipDataset):
         self.noise_files = sorted(noise_dir.glob("*.wav"))
         if not self.noise_files:
             require(noise_dir / "*.wav", root_path, GET)
-        words = sorted(p.name for p in root_path.iterdir() if p.is_dir() and not
-                       p.name.startswith("_"))
+        words = sorted(p.name for p in root_path.iterdir()
+                       if p.is_dir() and not p.name.startswith(("_", ".")))
         held_out = {name: _read_list(path) for name, path in lists.items()}
         wanted = {"valid": held_out["validation"], "test": held_out["testing"]}
         excluded = held_out["validation"] | held_out["testing"]
