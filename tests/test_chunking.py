@@ -13,7 +13,8 @@ from audionets.registry import MODELS
 
 @pytest.mark.parametrize(
     "total, chunk, overlap",
-    [(1, 10, 2), (10, 10, 5), (11, 10, 5), (100, 10, 0), (1000, 64, 16), (1001, 64, 32), (97, 40, 7)],
+    [(1, 10, 2), (10, 10, 5), (11, 10, 5), (100, 10, 0), (1000, 64, 16), (1001, 64, 32),
+     (97, 40, 7)],
 )
 def test_plan_covers_signal_with_exact_overlaps(total, chunk, overlap):
     spans = chunking.plan_chunks(total, chunk, overlap)
@@ -48,7 +49,8 @@ def test_best_permutation_matches_brute_force():
         c = c - c.mean(-1, keepdims=True)
         corr = (p / np.linalg.norm(p, axis=-1, keepdims=True)) @ (
             c / np.linalg.norm(c, axis=-1, keepdims=True)).T
-        best = max(itertools.permutations(range(3)), key=lambda q: sum(corr[i, q[i]] for i in range(3)))
+        best = max(itertools.permutations(range(3)),
+                   key=lambda q: sum(corr[i, q[i]] for i in range(3)))
         assert perm[b].tolist() == list(best)
 
 
@@ -77,7 +79,8 @@ def _oracle(sources, spans, seed=0):
     return separate
 
 
-@pytest.mark.parametrize("total, chunk, overlap", [(5000, 1000, 250), (4321, 800, 400), (999, 1000, 100)])
+@pytest.mark.parametrize("total, chunk, overlap",
+                         [(5000, 1000, 250), (4321, 800, 400), (999, 1000, 100)])
 def test_stitch_reorders_and_reconstructs_oracle_sources(total, chunk, overlap):
     sources = torch.randn(2, 3, total)
     spans = chunking.plan_chunks(total, chunk, overlap)

@@ -143,22 +143,35 @@ class Case:
     root_skip: bool = False  # permission bits do not stop root
 
 
+def _bytes(name: str, content: bytes) -> Callable[[Path], Path]:
+    """A maker of a file ``name`` holding ``content``."""
+
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(content)
+        return folder / name
+
+    return make
+
+
+def _directory(folder: Path) -> Path:
+    (folder / "folder.wav").mkdir()
+    return folder / "folder.wav"
+
+
+JUNK = np.random.default_rng(1).bytes(4096)
 INPUT_CASES = [
     Case("missing", lambda d: d / "missing.wav", AudioError, "file does not exist"),
-    Case("directory", lambda d: (d / "folder.wav").mkdir() or d / "folder.wav", AudioError,
-         "is a directory"),
+    Case("directory", _directory, AudioError, "is a directory"),
     Case("no_permission", _unreadable, AudioError, "no read permission", root_skip=True),
-    Case("zero_bytes", lambda d: (d / "empty.wav").write_bytes(b"") and d / "empty.wav"
-         or d / "empty.wav", AudioError, "zero-byte file"),
-    Case("random_bytes", lambda d: (d / "noise.wav").write_bytes(os.urandom(4096))
-         and d / "noise.wav", AudioError, "not a readable audio file"),
+    Case("zero_bytes", _bytes("empty.wav", b""), AudioError, "zero-byte file"),
+    Case("random_bytes", _bytes("noise.wav", JUNK), AudioError, "not a readable audio file"),
     Case("truncated_wav", _truncated, AudioError, "truncated file"),
-    Case("text_as_flac", lambda d: (d / "notes.flac").write_text("hello, not audio\n" * 50)
-         and d / "notes.flac", AudioError, "not a readable audio file"),
-    Case("junk_mp4", lambda d: (d / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
-         and d / "video.mp4", AudioError, "not a readable audio file"),
-    Case("unknown_suffix", lambda d: (d / "data.xyz").write_bytes(b"XYZ1" * 500) and d / "data.xyz",
-         AudioError, "not a readable audio file"),
+    Case("text_as_flac", _bytes("notes.flac", b"hello, not audio\n" * 50), AudioError,
+         "not a readable audio file"),
+    Case("junk_mp4", _bytes("video.mp4", b"\x00\x00\x00\x18ftypmp42" + JUNK), AudioError,
+         "not a readable audio file"),
+    Case("unknown_suffix", _bytes("data.xyz", b"XYZ1" * 500), AudioError,
+         "not a readable audio file"),
     Case("nan_inf", _nan, AudioError, "NaN or Inf samples at t=0.013s"),
     Case("hundredth_second", lambda d: _wav(d / "tiny.wav", _noise(0.01)), None),
     Case("silence", lambda d: _wav(d / "silence.wav", np.zeros(RATE // 4, np.float32)), None,
@@ -393,7 +406,10 @@ MODEL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, command, match", MODEL_CASES, ids=[c[0] + "-" + c[1] for c in MODEL_CASES])
+MODEL_IDS = [f"{name}-{command}" for name, command, _ in MODEL_CASES]
+
+
+@pytest.mark.parametrize("name, command, match", MODEL_CASES, ids=MODEL_IDS)
 def test_bad_model_cli(name, command, match, models, tmp_path, capsys):
     src = _good(tmp_path)
     before = _digest(src)
@@ -403,7 +419,7 @@ def test_bad_model_cli(name, command, match, models, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.wav"]
 
 
-@pytest.mark.parametrize("name, command, match", MODEL_CASES, ids=[c[0] + "-" + c[1] for c in MODEL_CASES])
+@pytest.mark.parametrize("name, command, match", MODEL_CASES, ids=MODEL_IDS)
 def test_bad_model_api(name, command, match, models):
     cls = Separator if command == "separate" else Classifier
     with pytest.raises(CheckpointError, match=match):
@@ -413,7 +429,8 @@ def test_bad_model_api(name, command, match, models):
 def test_unknown_model_name(tmp_path, capsys):
     code, out, err = _run(capsys, ["separate", str(_good(tmp_path)), "--model", "no-such-model"])
     assert code == 1
-    _assert_one_error_line(err, "separate", "no-such-model", "no such file, folder or shipped model")
+    _assert_one_error_line(err, "separate", "no-such-model",
+                           "no such file, folder or shipped model")
 
 
 def test_api_output_errors_are_output_errors(models, tmp_path):

@@ -136,8 +136,11 @@ class Separator:
     def _chunk_sizes(
         self, rate: int, chunk_seconds: float | None, overlap_seconds: float | None
     ) -> tuple[int, int]:
-        chunk_seconds = self.chunk_seconds if chunk_seconds is None else float(chunk_seconds)
-        overlap_seconds = self.overlap_seconds if overlap_seconds is None else float(overlap_seconds)
+        if chunk_seconds is None:
+            chunk_seconds = self.chunk_seconds
+        if overlap_seconds is None:
+            overlap_seconds = self.overlap_seconds
+        chunk_seconds, overlap_seconds = float(chunk_seconds), float(overlap_seconds)
         if not chunk_seconds > 0 or not overlap_seconds >= 0:
             raise ConfigError(
                 f"chunk_seconds must be > 0 and overlap_seconds >= 0; got {chunk_seconds}, "
