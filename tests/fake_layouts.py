@@ -48,8 +48,8 @@ def make_esc50(root: Path, num_classes: int = 50, clips_per_fold: int = 1,
                rate: int = 44100, seconds: float = 0.5) -> Path:
     """ESC-50: ``audio/*.wav`` + ``meta/esc50.csv``; every class in every fold.
 
-    Category names are ``cat_<target>``; the CSV rows are shuffled so that label order must
-    come from ``target``, not from row order.
+    Category names are ``cat_<target>``; odd targets are marked ESC-10; the CSV rows are
+    shuffled so that label order must come from ``target``, not from row order.
     """
     rows = []
     for target in range(num_classes):
@@ -58,7 +58,7 @@ def make_esc50(root: Path, num_classes: int = 50, clips_per_fold: int = 1,
                 name = f"{fold}-{1000 + target}-{'ABC'[take]}-{target}.wav"
                 _write(root / "audio" / name, tone(seconds, rate, 200 + 20 * target, fold), rate)
                 rows.append({"filename": name, "fold": fold, "target": target,
-                             "category": f"cat_{target:02d}", "esc10": "False",
+                             "category": f"cat_{target:02d}", "esc10": str(target % 2 == 1),
                              "src_file": 1000 + target, "take": "ABC"[take]})
     random.Random(0).shuffle(rows)
     _write_csv(root / "meta" / "esc50.csv", rows)

@@ -86,6 +86,16 @@ def test_esc50_labels_follow_target_and_items_are_resampled(esc50_root):
         assert dominant_hz(item["wav"], 16000) == pytest.approx(200 + 20 * target, abs=2.5)
 
 
+def test_esc10_subset_relabels_in_target_order(esc50_root):
+    ds = DATASETS.build("esc50", split="train", root=str(esc50_root), subset="esc10")
+    assert ds.labels == ["cat_01", "cat_03"]
+    assert len(ds) == 3 * 2 and ds.class_counts() == [3, 3]
+    for clip in ds.clips:  # file names end in -<target>
+        assert ds.labels[clip.label] == f"cat_{int(clip.id.split('-')[-1]):02d}"
+    with pytest.raises(ConfigError, match="data.subset"):
+        DATASETS.build("esc50", split="train", root=str(esc50_root), subset="esc20")
+
+
 def test_esc50_segments_pad_and_crop(esc50_root):
     valid = DATASETS.build("esc50", split="valid", root=str(esc50_root), sample_rate=8000,
                            segment_seconds=1.0)
