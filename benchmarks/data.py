@@ -1,8 +1,9 @@
 """Speed of on-the-fly synthetic data generation on one CPU thread.
 
 Prints, for each configuration, how many seconds of audio one thread generates per second of
-wall time and per second of CPU time (x real time). Training the shipped separator generates ``synth_mix`` examples on the
-fly, so this must stay well above the rate the model consumes them (target: >= 50x).
+wall time and per second of CPU time (x real time). Training the shipped separator generates
+``synth_mix`` examples on the fly, so this must stay well above the rate at which the model
+consumes them (target: >= 50x).
 
     python benchmarks/data.py [--examples 40] [--segment-seconds 4.0]
 """

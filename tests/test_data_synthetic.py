@@ -35,7 +35,8 @@ def _f0_estimate(wav: np.ndarray, sr: int) -> float:
 def test_speaker_is_deterministic_and_pools_are_disjoint():
     assert Speaker.from_seed(7, seed=3) == Speaker.from_seed(7, seed=3)
     assert Speaker.from_seed(7, seed=3) != Speaker.from_seed(7, seed=4)
-    ids = {s: {spk.speaker_id for spk in speaker_pool(s, seed=0)} for s in ("train", "valid", "test")}
+    ids = {s: {spk.speaker_id for spk in speaker_pool(s, seed=0)}
+           for s in ("train", "valid", "test")}
     assert ids["train"].isdisjoint(ids["valid"]) and ids["train"].isdisjoint(ids["test"])
     assert ids["valid"].isdisjoint(ids["test"])
     f0s = [spk.f0_mean for spk in speaker_pool("train", seed=0)]
@@ -81,6 +82,15 @@ def test_speakers_sound_different_in_pitch():
     f_low = _f0_estimate(synthesize_utterance(low, 2.0, 16000, rng), 16000)
     f_high = _f0_estimate(synthesize_utterance(high, 2.0, 16000, rng), 16000)
     assert 80 < f_low < 125 and 175 < f_high < 270
+
+
+def test_pool_speakers_differ_in_measured_pitch():
+    speakers = speaker_pool("train", seed=0)[:8]
+    rng = np.random.default_rng(1)
+    wavs = [synthesize_utterance(s, 1.0, 16000, rng) for s in speakers]
+    measured = [_f0_estimate(w, 16000) for w in wavs]
+    assert np.corrcoef(np.log(measured), np.log([s.f0_mean for s in speakers]))[0, 1] > 0.9
+    assert max(measured) / min(measured) > 1.5
 
 
 def test_synth_speech_items():
@@ -284,5 +294,6 @@ def test_synth_event_classes_have_their_defining_structure():
         elif name == "square":
             spec = np.abs(np.fft.rfft(wav))
             f0_bin = np.argmax(spec)
-            assert spec[2 * f0_bin - 3:2 * f0_bin + 4].max() < 0.05 * spec[f0_bin]  # no 2nd harmonic
+            # odd harmonics only: nothing at 2 f0, a strong 3 f0
+            assert spec[2 * f0_bin - 3:2 * f0_bin + 4].max() < 0.05 * spec[f0_bin]
             assert spec[3 * f0_bin - 3:3 * f0_bin + 4].max() > 0.2 * spec[f0_bin]

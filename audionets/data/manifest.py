@@ -6,7 +6,7 @@ with paths relative to the CSV's folder (absolute paths also work):
 * separation (``manifest_separation``)::
 
       id,mix_path,s1_path,s2_path[,s3_path ...],duration
-      synth_mix2-test-000000-spk200003_spk200011,test/mix/....wav,test/s1/....wav,test/s2/....wav,4.0
+      synth_mix2-test-000000-spk200003_spk200011,test/mix/<id>.wav,test/s1/<id>.wav,...,4.0
 
 * classification (``manifest_classification``)::
 
@@ -74,7 +74,8 @@ def require_root(root: str | Path | None, *expected: str, key: str = "data.root"
     return path
 
 
-def read_csv(path: str | Path, required: Iterable[str], key: str = "data.root") -> list[dict[str, str]]:
+def read_csv(path: str | Path, required: Iterable[str],
+             key: str = "data.root") -> list[dict[str, str]]:
     """Rows of the CSV ``path`` as dicts; ConfigError if it is missing, empty or lacks a column."""
     path = Path(path)
     if not path.is_file():
@@ -118,7 +119,9 @@ def load_mono(path: str | Path, sample_rate: int) -> torch.Tensor:
 
 
 def _source_columns(columns: Sequence[str]) -> list[str]:
-    found = sorted((c for c in columns if re.fullmatch(r"s\d+_path", c)), key=lambda c: int(c[1:-5]))
+    """The ``s1_path, s2_path, ...`` columns, in order and without gaps."""
+    found = sorted((c for c in columns if re.fullmatch(r"s\d+_path", c)),
+                   key=lambda c: int(c[1:-5]))
     return [c for i, c in enumerate(found) if c == f"s{i + 1}_path"]
 
 

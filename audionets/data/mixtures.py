@@ -107,12 +107,14 @@ class SynthMix(torch.utils.data.Dataset):
         types = [noise_type] if isinstance(noise_type, str) else list(noise_type)
         bad = [t for t in types if t not in NOISE_TYPES]
         if bad or not types:
-            raise ConfigError(f"data.noise_type: {bad or types!r}; choose from {', '.join(NOISE_TYPES)}")
+            raise ConfigError(
+                f"data.noise_type: {bad or types!r}; choose from {', '.join(NOISE_TYPES)}")
         self.noise_types = types
         gains = _range(gain_db_range, "gain_db_range")
         assert gains is not None
         if gains[0] < 0:
-            raise ConfigError(f"data.gain_db_range: {gain_db_range!r} must be >= 0 (the sign is random)")
+            raise ConfigError(
+                f"data.gain_db_range: {gain_db_range!r} must be >= 0 (the sign is random)")
         self.gain_db_range = gains
         self.dynamic = bool(dynamic) and split == "train"
         self.epoch = 0
@@ -185,7 +187,8 @@ class SynthMix(torch.utils.data.Dataset):
             kind = self.noise_types[int(rng.integers(len(self.noise_types)))]
             noise = self._noise(kind, length, rng)
             snr = rng.uniform(*self.noise_snr_db)
-            noise *= np.sqrt(np.mean(speech**2) / (np.mean(noise**2) + 1e-20)) / 10.0 ** (snr / 20.0)
+            ratio = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) + 1e-20))
+            noise *= ratio / 10.0 ** (snr / 20.0)
         peaks = [np.max(np.abs(sources)), np.max(np.abs(speech))]
         if noise is not None:
             peaks += [np.max(np.abs(noise)), np.max(np.abs(speech + noise))]

@@ -48,7 +48,6 @@ _BANDWIDTHS = np.array([70.0, 100.0, 140.0, 250.0, 300.0])  # B1..B5 in Hz
 SPLIT_SPEAKER_OFFSET = {"train": 0, "valid": 100_000, "test": 200_000, "noise": 300_000}
 #: Default number of speakers per split.
 SPLIT_NUM_SPEAKERS = {"train": 200, "valid": 20, "test": 20, "noise": 50}
-SPLITS = ("train", "valid", "test")
 _SPLIT_CODE = {"train": 0, "valid": 1, "test": 2, "noise": 3}
 
 
@@ -129,7 +128,8 @@ def split_code(split: str) -> int:
     try:
         return _SPLIT_CODE[split]
     except KeyError:
-        raise ConfigError(f"data.split: unknown split {split!r}; use train, valid or test") from None
+        raise ConfigError(
+            f"data.split: unknown split {split!r}; use train, valid or test") from None
 
 
 def _stft_sizes(sample_rate: int) -> tuple[int, int, int]:
@@ -223,14 +223,15 @@ def _plan(speaker: Speaker, tl: _Timeline, sample_rate: int, rng: np.random.Gene
 
 
 def _rosenberg_derivative(phase: np.ndarray, open_quotient: float) -> np.ndarray:
-    """Time derivative (per unit phase) of a Rosenberg glottal flow pulse, at ``phase`` in [0, 1)."""
+    """Derivative (per unit phase) of a Rosenberg glottal flow pulse at ``phase`` in [0, 1)."""
     opening = 0.65 * open_quotient
     closing = open_quotient - opening
     out = np.zeros_like(phase)
     rising = phase < opening
     out[rising] = 0.5 * np.pi / opening * np.sin(np.pi * phase[rising] / opening)
     falling = (~rising) & (phase < open_quotient)
-    out[falling] = -0.5 * np.pi / closing * np.sin(0.5 * np.pi * (phase[falling] - opening) / closing)
+    closing_phase = (phase[falling] - opening) / closing
+    out[falling] = -0.5 * np.pi / closing * np.sin(0.5 * np.pi * closing_phase)
     return out
 
 
