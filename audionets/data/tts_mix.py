@@ -116,7 +116,9 @@ def prepare(out_dir: str | Path, num_utterances: int = 3000, seed: int = 0,
     """Synthesise the utterance pool into ``out_dir`` (once) and return its manifest path.
 
     A second call with the same settings returns at once (the pool is cached); a call with
-    other settings on the same folder raises ConfigError. Needs the ``espeak-ng`` program.
+    other settings on the same folder raises ConfigError. Needs the ``espeak-ng`` program; the
+    speakers are the :data:`LANGUAGES` x :data:`VARIANTS` voices it has installed, so pools
+    built with other espeak-ng versions or voice sets differ.
     """
     out_dir = Path(out_dir).expanduser()
     settings = {"version": POOL_VERSION, "num_utterances": int(num_utterances), "seed": int(seed),
@@ -158,13 +160,13 @@ def prepare(out_dir: str | Path, num_utterances: int = 3000, seed: int = 0,
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         rows = list(pool.map(run, jobs))
-    with atomic_write(manifest) as tmp:
+    with atomic_write(key_file) as tmp:
+        tmp.write_text(json.dumps(settings))
+    with atomic_write(manifest) as tmp:  # written last: its presence marks a finished pool
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-    with atomic_write(key_file) as tmp:
-        tmp.write_text(json.dumps(settings))
     return manifest
 
 
