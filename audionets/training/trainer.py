@@ -254,7 +254,9 @@ class Trainer:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-            seed_everything(config.seed + self.dist.rank)  # different dropout/crops per rank
+        # every process starts from the same weights (DDP broadcasts rank 0's) but draws its
+        # own dropout masks and crops; rank 0 matches a single-process run
+        seed_everything(config.seed + self.dist.rank)
         self.optimizer = build_optimizer(config, self.model.parameters())
         total = config.trainer.max_steps or config.trainer.max_epochs * math.ceil(
             self._num_batches("train") / config.trainer.accumulate

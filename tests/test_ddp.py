@@ -1,0 +1,57 @@
+"""DDP through torchrun on CPU (gloo): 2 processes x batch 4 == 1 process x batch 8."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from audionets.training.checkpoints import load_checkpoint
+from audionets.training.logging import read_metrics
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
+# SGD: the update is linear in the gradient, so float summation-order noise stays tiny (Adam
+# would blow up the noise of near-zero gradients)
+COMMON = ["trainer.device=cpu", "trainer.max_epochs=2", "data.num_examples=8",
+          "data.segment_seconds=0.25", "data.valid.num_examples=4", "data.test.num_examples=2",
+          "trainer.keep_best=1", "optimizer.name=sgd", "optimizer.momentum=0.0",
+          "optimizer.lr=0.01"]
+
+
+def run(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_process_with_the_total_batch(tmp_path):
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
+    ddp = run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "audionets", "train",
+               str(RECIPE), f"experiment_dir={tmp_path / 'ddp'}", "trainer.batch_size=4", *COMMON])
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = run([sys.executable, "-m", "audionets", "train", str(RECIPE),
+                  f"experiment_dir={tmp_path / 'single'}", "trainer.batch_size=8", *COMMON])
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    a = load_checkpoint(tmp_path / "ddp/checkpoints/last.pt")
+    b = load_checkpoint(tmp_path / "single/checkpoints/last.pt")
+    assert a["step"] == b["step"] == 2  # 8 items / (2 x 4) per step, 2 epochs
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=1e-4, atol=1e-6)
+    rows_a = read_metrics(tmp_path / "ddp/metrics.csv")
+    rows_b = read_metrics(tmp_path / "single/metrics.csv")
+    assert len(rows_a) == 2
+    for ra, rb in zip(rows_a, rows_b):  # all-reduced metrics cover every item once
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], abs=1e-3)
+        assert ra["valid_si_snri"] == pytest.approx(rb["valid_si_snri"], abs=1e-3)
+    test = json.loads((tmp_path / "ddp/test_metrics.json").read_text())
+    assert "test_si_snri" in test
+    # only rank 0 wrote: one set of files, one best checkpoint
+    assert len(list((tmp_path / "ddp/checkpoints").glob("best-*.pt"))) == 1
+    assert "[rank 1]" not in ddp.stdout
