@@ -17,6 +17,13 @@ Every measurement runs in a fresh subprocess, so each peak RSS is its own.
     python benchmarks/long_file.py              # 1 min and 10 min, published architecture
     python benchmarks/long_file.py --quick      # small architecture, 12 s and 120 s (smoke run)
     python benchmarks/long_file.py --quick --hours 2   # + a 2-hour file (ours only)
+    python benchmarks/long_file.py --quality sepformer-synth-2spk   # chunking vs one pass
+
+``--quality MODEL`` instead measures what chunking costs in separation quality: on a
+60-second synth_mix test mixture of the same two talkers throughout, SI-SNRi of one forward
+pass over the whole mixture vs. ``separate_file`` with 10 s, 4 s and 2 s chunks (one global
+permutation for the whole file, so a speaker jumping between outputs lowers the score), and
+the share of 1-second windows whose best local assignment differs from the global one.
 
 Cost: the published architecture needs about 1 TFLOP per 10 s chunk, i.e. roughly 20 s per
 chunk on one CPU core, so the full run (1 + 10 minutes, 74 chunks) takes 15-30 minutes on an
@@ -137,6 +144,57 @@ def worker_speechbrain(path: Path, arch: dict, memory_gb: float) -> dict:
     return result
 
 
+def quality(model: str, seconds: float, chunk_list: list[float]) -> None:
+    """Print SI-SNRi of whole-file vs. chunked separation of one long test mixture."""
+    import soundfile as sf
+    import torch
+
+    import audionets.data  # noqa: F401  (registers the datasets)
+    from audionets import metrics
+    from audionets.inference import Separator
+    from audionets.registry import DATASETS
+
+    separator = Separator.from_pretrained(model)
+    rate = separator.sample_rate
+    item = DATASETS.build("synth_mix", split="test", sample_rate=rate, segment_seconds=seconds,
+                          num_speakers=separator.num_sources)[0]
+    mix, refs = item["mix"], item["sources"]
+
+    def report(name: str, est: torch.Tensor) -> None:  # est [S, T]
+        _, perm = metrics.pit(metrics.pairwise_neg_si_snr, est[None], refs[None])
+        est = metrics.reorder(est[None], perm)[0]
+        sisnri = float(metrics.si_snr_improvement(est, refs, mix).mean())
+        window = rate
+        jumps = total = 0
+        for start in range(0, mix.shape[-1] - window + 1, window):
+            part = slice(start, start + window)
+            if refs[:, part].abs().amax(-1).min() == 0:
+                continue  # a talker is silent here: no assignment to check
+            _, local = metrics.pit(metrics.pairwise_neg_si_snr, est[None, :, part],
+                                   refs[None, :, part])
+            jumps += int(not torch.equal(local[0], torch.arange(refs.shape[0])))
+            total += 1
+        print(f"{name:>18}: SI-SNRi {sisnri:6.2f} dB   windows assigned to another output: "
+              f"{jumps}/{total}")
+
+    print(f"{model}: {item['id']}, {seconds:g} s at {rate} Hz")
+    start = time.perf_counter()
+    report("one pass", separator.separate_batch(mix[None])[0].T)
+    print(f"{'':>18}  ({time.perf_counter() - start:.1f} s)")
+    with tempfile.TemporaryDirectory(prefix="long_file_quality_") as tmp:
+        path = Path(tmp) / "mix.wav"
+        sf.write(str(path), mix.numpy(), rate, subtype="FLOAT")
+        for chunk in chunk_list:
+            start = time.perf_counter()
+            outputs = separator.separate_file(path, out_dir=Path(tmp) / f"c{chunk:g}",
+                                              chunk_seconds=chunk, overlap_seconds=chunk / 8,
+                                              progress=False)
+            est = torch.stack([torch.from_numpy(sf.read(str(p), dtype="float32")[0])
+                               for p in outputs])
+            report(f"{chunk:g} s chunks", est)
+            print(f"{'':>18}  ({time.perf_counter() - start:.1f} s)")
+
+
 def measure(kind: str, path: Path, args: argparse.Namespace) -> dict:
     """Run one worker in a fresh interpreter; its JSON report (or its failure)."""
     command = [sys.executable, __file__, "--worker", kind, "--file", str(path),
@@ -165,10 +223,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="address-space cap of the SpeechBrain worker (default: 8)")
     parser.add_argument("--no-speechbrain", action="store_true")
     parser.add_argument("--timeout", type=float, default=7200.0, help="per worker, seconds")
+    parser.add_argument("--quality", metavar="MODEL", default=None,
+                        help="measure chunked vs. one-pass quality with this model instead")
+    parser.add_argument("--quality-seconds", type=float, default=60.0)
     parser.add_argument("--worker", choices=["ours", "speechbrain"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     arch = QUICK if args.quick else FULL
+    if args.quality:
+        quality(args.quality, args.quality_seconds, [10.0, 4.0, 2.0])
+        return 0
 
     if args.worker:
         if args.threads:
