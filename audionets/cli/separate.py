@@ -26,6 +26,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="audio files (WAV, FLAC, OGG; any rate, any number of channels)")
@@ -38,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-seconds", type=positive_float, default=10.0, metavar="S",
                         help="longer inputs are separated in overlapping chunks of S seconds "
                              "with bounded memory (default: 10)")
-    parser.add_argument("--overlap-seconds", type=float, default=1.0, metavar="S",
+    parser.add_argument("--overlap-seconds", type=non_negative_float, default=1.0, metavar="S",
                         help="overlap between chunks, at most half a chunk (default: 1)")
     parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
                         help="device to run the model on (default: cpu)")
