@@ -81,7 +81,11 @@ class Waveform(Frontend):
 class STFT(Frontend):
     """Short-time Fourier transform with ``torch.stft`` (centred frames, one-sided).
 
-    ``F = n_fft // 2 + 1`` frequency bins and ``T' = T // hop_length + 1`` frames.
+    ``F = n_fft // 2 + 1`` frequency bins and ``T' = ceil((T - 1) / hop_length) + 1`` frames:
+    the input is zero-padded on the right so that the last frame is centred at or after the
+    last sample. These are ``torch.stft(center=True, pad_mode="constant")``'s frames plus, when
+    ``T % hop_length`` is neither 0 nor 1, one more, without which the last samples would be
+    seen only by the tail of one window and could not be recovered to float32 precision.
 
     Modes:
         ``"magnitude"``: ``|X|`` as ``[B, F, T']``.
@@ -103,14 +107,12 @@ class STFT(Frontend):
         window: str = "hann",
         mode: str = "magnitude",
         log_offset: float = 1e-6,
-        pad_mode: str = "constant",
     ) -> None:
         super().__init__()
         win_length = n_fft if win_length is None else win_length
         _check_positive(n_fft=n_fft, hop_length=hop_length, win_length=win_length)
         _check_choice("window", window, list(WINDOWS))
         _check_choice("mode", mode, STFT_MODES)
-        _check_choice("pad_mode", pad_mode, ("constant", "reflect"))
         if win_length > n_fft:
             raise ConfigError(f"frontend.win_length={win_length} must be <= n_fft={n_fft}")
         if hop_length > win_length:
@@ -119,7 +121,7 @@ class STFT(Frontend):
                 "or samples between windows are lost"
             )
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
-        self.mode, self.log_offset, self.pad_mode = mode, log_offset, pad_mode
+        self.mode, self.log_offset = mode, log_offset
         self.register_buffer("window", WINDOWS[window](win_length), persistent=False)
         bins = n_fft // 2 + 1
         self.out_channels = 2 * bins if mode == "complex" else bins
@@ -127,9 +129,10 @@ class STFT(Frontend):
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``[B, T] -> [B, n_fft // 2 + 1, T']``."""
         self._check_input(wav)
+        wav = F.pad(wav, (0, (1 - wav.shape[-1]) % self.hop_length))
         return torch.stft(
             wav, self.n_fft, self.hop_length, self.win_length, self.window,
-            center=True, pad_mode=self.pad_mode, return_complex=True,
+            center=True, pad_mode="constant", return_complex=True,
         )
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:

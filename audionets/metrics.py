@@ -45,9 +45,11 @@ def si_snr(
         estimate = estimate - estimate.mean(dim=-1, keepdim=True)
         target = target - target.mean(dim=-1, keepdim=True)
     dot = (estimate * target).sum(dim=-1, keepdim=True)
-    projection = dot * target / (target.pow(2).sum(dim=-1, keepdim=True) + eps)
-    noise = estimate - projection
-    ratio = projection.pow(2).sum(dim=-1) / (noise.pow(2).sum(dim=-1) + eps)
+    target_energy = target.pow(2).sum(dim=-1, keepdim=True)
+    scale = dot / (target_energy + eps)
+    noise = estimate - scale * target
+    projection_energy = (scale.pow(2) * target_energy).squeeze(-1)  # |a t|^2 without forming a t
+    ratio = projection_energy / (noise.pow(2).sum(dim=-1) + eps)
     return 10 * torch.log10(ratio + eps)
 
 
