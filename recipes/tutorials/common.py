@@ -1,0 +1,161 @@
+"""Shared pieces of the tutorial scripts: toy data, toy models, a full-batch training loop.
+
+Each tutorial script stays a thin ``main(argv) -> dict`` that builds data and models from here,
+trains, writes PNG plots into ``--out-dir`` and returns its key numbers (the tests check them).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from audionets.models.rnn import build_recurrent
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """``--out-dir`` (created), ``--quick`` (tiny settings for tests), ``--seed``, ``--threads``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out-dir", type=Path, default=Path("outputs/tutorials"),
+                        help="folder for the PNG plots (created if missing)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings that run in a few seconds (used by the tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (these models are too small to gain from more)")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, apply ``--threads`` and seed torch's global generator."""
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    return args
+
+
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend (imported on demand)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (PNG, folder created) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+# --- XOR on points -------------------------------------------------------------------------
+
+XOR_CORNERS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+XOR_LABELS = torch.tensor([0, 1, 1, 0])
+
+
+def xor_points(n: int, noise: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points scattered (Gaussian, std ``noise``) around the four XOR corners.
+
+    Returns ``x[n, 2]`` float and ``y[n]`` int64 with ``y = XOR(corner)``.
+    """
+    corner = torch.randint(0, 4, (n,), generator=generator)
+    x = XOR_CORNERS[corner] + noise * torch.randn(n, 2, generator=generator)
+    return x, XOR_LABELS[corner]
+
+
+def train_full_batch(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+) -> list[float]:
+    """Adam on the whole of ``(x, y)`` for ``steps`` steps; returns the loss of every step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``argmax(model(x)) == y`` (over every non-ignored position)."""
+    model.eval()
+    predictions = model(x).argmax(1)
+    model.train()
+    keep = y != IGNORE
+    return (predictions[keep] == y[keep]).float().mean().item()
+
+
+# --- Delayed XOR on bit sequences ----------------------------------------------------------
+
+IGNORE = -100  # label of the first tau steps, where x_{t - tau} does not exist
+
+
+def delayed_xor(batch: int, length: int, tau: int, generator: torch.Generator):
+    """Random bit sequences and their delayed XOR ``y_t = x_t XOR x_{t - tau}``.
+
+    Returns ``x[B, 1, T]`` float bits and ``y[B, T]`` int64 labels, ``IGNORE`` for ``t < tau``.
+    """
+    bits = torch.randint(0, 2, (batch, length), generator=generator)
+    y = torch.full_like(bits, IGNORE)
+    y[:, tau:] = bits[:, tau:] ^ bits[:, :-tau]
+    return bits.float().unsqueeze(1), y
+
+
+class ConvTagger(nn.Module):
+    """Causal CNN with a receptive field of ``receptive_field`` steps: ``x[B,1,T] -> [B,2,T]``.
+
+    The output at ``t`` sees ``x_{t-R+1} .. x_t`` only, so it cannot compute
+    ``XOR(x_t, x_{t-tau})`` once ``tau >= R``.
+    """
+
+    def __init__(self, receptive_field: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.receptive_field = receptive_field
+        self.net = nn.Sequential(
+            nn.Conv1d(1, hidden, receptive_field), nn.ReLU(),
+            nn.Conv1d(hidden, hidden, 1), nn.ReLU(),
+            nn.Conv1d(hidden, 2, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(nn.functional.pad(x, (self.receptive_field - 1, 0)))
+
+
+class RecurrentTagger(nn.Module):
+    """A unidirectional RNN/MGU/GRU/LSTM and a linear read-out: ``x[B,1,T] -> [B,2,T]``."""
+
+    def __init__(self, cell: str, hidden: int = 32) -> None:
+        super().__init__()
+        self.rnn = build_recurrent(cell, 1, hidden)
+        self.out = nn.Linear(hidden, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.rnn(x.transpose(1, 2))
+        return self.out(states).transpose(1, 2)
+
+
+def train_tagger(model: nn.Module, tau: int, length: int, steps: int, batch: int, lr: float,
+                 generator: torch.Generator) -> float:
+    """Train on fresh delayed-XOR batches; return accuracy on a held-out batch of 256."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        x, y = delayed_xor(batch, length, tau, generator)
+        loss = nn.functional.cross_entropy(model(x), y, ignore_index=IGNORE)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    x, y = delayed_xor(256, length, tau, generator)
+    return accuracy(model, x, y)

@@ -1,0 +1,74 @@
+"""The tutorial scripts in recipes/tutorials run with --quick, write their plots, show their point."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "recipes" / "tutorials"
+
+
+@pytest.fixture
+def tutorial(monkeypatch):
+    """Import a tutorial script as a module (its folder on sys.path for ``common``).
+
+    The scripts set torch's thread count (``--threads``, 1); it is restored afterwards.
+    """
+    monkeypatch.syspath_prepend(str(TUTORIALS))
+    threads = torch.get_num_threads()
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"tutorial_{name}", TUTORIALS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    yield load
+    torch.set_num_threads(threads)
+
+
+def _run(module, out_dir: Path, *extra: str):
+    return module.main(["--quick", "--out-dir", str(out_dir), *extra])
+
+
+def _assert_png(path: Path):
+    assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_xor_two_layer_network_solves_xor(tutorial, tmp_path):
+    results = _run(tutorial("xor"), tmp_path)
+    assert results["corner_accuracy"] == 1.0
+    assert results["train_accuracy"] >= 0.98
+    _assert_png(tmp_path / "xor_boundary.png")
+    _assert_png(tmp_path / "xor_loss.png")
+
+
+def test_activations_xor_plots_every_activation_and_smooth_ones_solve_it(tutorial, tmp_path):
+    results = _run(tutorial("activations_xor"), tmp_path,
+                   "--activations", "sigmoid", "tanh", "gelu")
+    assert set(results) == {"sigmoid", "tanh", "gelu"}
+    assert results["tanh"]["corner_accuracy"] == 1.0
+    assert results["tanh"]["final_loss"] < results["sigmoid"]["final_loss"]
+    _assert_png(tmp_path / "activations_xor.png")
+
+
+def test_gradient_norms_vanish_in_plain_but_not_residual_network(tutorial, tmp_path):
+    results = _run(tutorial("gradient_norms"), tmp_path)
+    plain, residual = results["plain"], results["residual"]
+    assert len(plain) == len(residual) == 20
+    assert residual[0] > 1e3 * plain[0]
+    assert plain[0] < plain[-1] * 1e-3  # the plain network's gradient shrinks towards the input
+    _assert_png(tmp_path / "gradient_norms.png")
+
+
+@pytest.mark.slow
+def test_delayed_xor_gru_beats_finite_receptive_field_conv(tutorial, tmp_path):
+    results = _run(tutorial("delayed_xor"), tmp_path)
+    conv, gru = results["conv"], results["gru"]
+    assert conv[2] > 0.95  # tau < R: within the receptive field
+    assert conv[6] < 0.65  # tau >= R: at chance
+    assert gru[6] > 0.85
+    _assert_png(tmp_path / "delayed_xor.png")
