@@ -492,6 +492,8 @@ class Trainer:
         config, trainer = self.config, self.config.trainer
         if self.dist.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.ckpt_dir.glob(".*.pt.tmp"):  # left by a killed atomic write
+                stale.unlink(missing_ok=True)
             save_config(config, self.exp_dir / "config.yaml")
             self.metrics_logger = MetricsLogger(self.exp_dir, resume_epoch=self.epoch if self.resume else None)
         log.info("training %s on %s (%s, %d process%s): %d train / %d valid items -> %s",

@@ -1,0 +1,120 @@
+"""Checkpoints survive SIGKILL at any moment; unsafe checkpoint pickles are refused."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from audionets.errors import CheckpointError
+from audionets.training.checkpoints import load_checkpoint
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
+FAST = ["trainer.device=cpu", "data.num_examples=4", "data.segment_seconds=0.25",
+        "data.valid.num_examples=2", "trainer.test=false", "trainer.keep_best=1"]
+
+
+def start(exp: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "audionets", "train", str(RECIPE), f"experiment_dir={exp}", *FAST,
+         *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def wait_for_new_checkpoint(last: Path, proc: subprocess.Popen, after: float) -> None:
+    deadline = time.monotonic() + 300
+    while not (last.is_file() and last.stat().st_mtime > after):
+        if proc.poll() is not None:
+            pytest.fail(f"training exited early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("no checkpoint within 300 s")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_never_corrupts_last_pt(tmp_path):
+    exp = tmp_path / "exp"
+    last = exp / "checkpoints" / "last.pt"
+    rng = random.Random(1234)
+    resume: list[str] = []
+    previous_mtime = 0.0
+    for _ in range(3):
+        proc = start(exp, "trainer.max_epochs=100000", *resume)
+        wait_for_new_checkpoint(last, proc, previous_mtime)
+        time.sleep(rng.uniform(0.0, 1.5))  # somewhere in a step, a validation or a save
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stderr.close()
+        assert proc.returncode == -signal.SIGKILL
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        assert state["epoch"] >= 1 and set(state["model"]) and "rng" in state
+        previous_mtime = last.stat().st_mtime
+        resume = ["--resume"]
+    epoch = int(load_checkpoint(last)["epoch"])
+    done = subprocess.run(
+        [sys.executable, "-m", "audionets", "train", str(RECIPE), f"experiment_dir={exp}", *FAST,
+         f"trainer.max_epochs={epoch + 1}", "--resume"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert load_checkpoint(last)["epoch"] == epoch + 1
+    assert not list(last.parent.glob(".*.tmp"))  # stale temporary files were cleaned up
+
+
+class Payload:
+    """Unpickling this creates ``path`` (a stand-in for arbitrary code execution)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return builtins.open, (self.path, "w")
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_malicious_checkpoint_is_refused_without_running_code(tmp_path, writer):
+    # the payload is live: plain unpickling runs it
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(Payload(probe))).close()
+    assert probe.exists()
+
+    marker = tmp_path / "pwned"
+    exp = tmp_path / "exp"
+    (exp / "checkpoints").mkdir(parents=True)
+    last = exp / "checkpoints" / "last.pt"
+    state = {"model": {}, "epoch": 1, "evil": Payload(marker)}
+    if writer == "pickle":
+        last.write_bytes(pickle.dumps(state, protocol=2))
+    else:
+        torch.save(state, last)
+
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(last)
+    from audionets.hub import load_model
+
+    with pytest.raises(CheckpointError):
+        load_model(last)
+    from audionets.training.config import config_from_dict
+    from audionets.training.trainer import Trainer
+
+    config = config_from_dict({
+        "task": "separation", "sample_rate": 8000, "experiment_dir": str(exp),
+        "model": {"name": "sepformer", "encoder_channels": 8, "d_model": 8, "chunk_size": 10,
+                  "num_blocks": 1, "intra_layers": 1, "inter_layers": 1, "nhead": 2, "d_ffn": 16},
+        "data": {"name": "synth_mix", "segment_seconds": 0.25, "num_examples": 2},
+        "trainer": {"device": "cpu"},
+    })
+    with pytest.raises(CheckpointError, match="refused to load"):
+        Trainer(config, resume=True)
+    assert not marker.exists()
