@@ -23,12 +23,22 @@ Pairwise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EXHAUSTIVE_MAX_SOURCES = 4
 
 
-def _check_same_shape(estimate: torch.Tensor, target: torch.Tensor) -> None:
+def _prepare(estimate: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check the shapes match and lift half-precision inputs to float32.
+
+    Energies of a few seconds of audio overflow float16, so metrics are never computed in
+    half precision, also when called under autocast (mixed-precision training).
+    """
     if estimate.shape != target.shape:
         raise ValueError(
             f"estimate and target must have the same shape, got {tuple(estimate.shape)} "
             f"and {tuple(target.shape)}"
         )
+    if estimate.dtype in (torch.float16, torch.bfloat16):
+        estimate = estimate.float()
+    if target.dtype in (torch.float16, torch.bfloat16):
+        target = target.float()
+    return estimate, target
 
 
 def si_snr(
@@ -40,7 +50,7 @@ def si_snr(
     mean when ``zero_mean``. ``eps`` sits where SpeechBrain's ``cal_si_snr`` puts it, so the two
     agree to float precision.
     """
-    _check_same_shape(estimate, target)
+    estimate, target = _prepare(estimate, target)
     if zero_mean:
         estimate = estimate - estimate.mean(dim=-1, keepdim=True)
         target = target - target.mean(dim=-1, keepdim=True)
@@ -77,7 +87,7 @@ def snr(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torc
 
     Not scale-invariant: the metric for reconstruction (autoencoders).
     """
-    _check_same_shape(estimate, target)
+    estimate, target = _prepare(estimate, target)
     ratio = target.pow(2).sum(dim=-1) / ((target - estimate).pow(2).sum(dim=-1) + eps)
     return 10 * torch.log10(ratio + eps)
 
@@ -98,7 +108,7 @@ def sdr(
     """
     import fast_bss_eval
 
-    _check_same_shape(estimate, target)
+    estimate, target = _prepare(estimate, target)
     if estimate.dim() < 2:
         raise ValueError(f"sdr expects [..., S, T] tensors, got shape {tuple(estimate.shape)}")
     # NumPy backend: torch's batched CPU linalg.solve fails for 512x512 systems with several
@@ -139,11 +149,14 @@ def pairwise_neg_si_snr(
     is meant for choosing permutations (:func:`pit_si_snr_loss` recomputes the chosen pairs
     directly).
     """
-    _check_same_shape(estimates, targets)
+    estimates, targets = _prepare(estimates, targets)
+    if estimates.dim() != 3:
+        raise ValueError(f"expected [B, S, T] tensors, got shape {tuple(estimates.shape)}")
     if zero_mean:
         estimates = estimates - estimates.mean(dim=-1, keepdim=True)
         targets = targets - targets.mean(dim=-1, keepdim=True)
-    dot = torch.bmm(estimates, targets.transpose(1, 2))  # [B, S_est, S_tgt]
+    with torch.autocast(device_type=estimates.device.type, enabled=False):
+        dot = torch.bmm(estimates, targets.transpose(1, 2))  # [B, S_est, S_tgt]
     target_energy = targets.pow(2).sum(dim=-1).unsqueeze(1)  # [B, 1, S_tgt]
     estimate_energy = estimates.pow(2).sum(dim=-1).unsqueeze(2)  # [B, S_est, 1]
     scale = dot / (target_energy + eps)

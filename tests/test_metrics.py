@@ -186,3 +186,16 @@ def test_threshold_clamps_easy_examples_like_speechbrain():
     # SpeechBrain recipe reduction: mean over examples whose loss exceeds its threshold (-30)
     kept = raw[raw > -30.0]
     torch.testing.assert_close(loss[loss > -30.0].mean(), kept.mean())
+
+
+def test_half_precision_inputs_are_computed_in_float32():
+    est, tgt = _mixture_batch(2, 2)
+    loud_est, loud_tgt = 200 * est, 200 * tgt  # energies beyond float16's range
+    expected = metrics.si_snr(loud_est, loud_tgt)
+    half = metrics.si_snr(loud_est.half(), loud_tgt.half())
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    torch.testing.assert_close(half, expected, atol=0.05, rtol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        matrix = metrics.pairwise_neg_si_snr(est, tgt)
+    assert matrix.dtype == torch.float32
+    torch.testing.assert_close(matrix, metrics.pairwise_neg_si_snr(est, tgt))
