@@ -12,7 +12,7 @@ length, including shorter than one window.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -231,7 +231,8 @@ class Filterbank(Frontend):
     cut-offs, SincNet; needs an odd ``kernel_size``, so an even one is increased by one, as
     asteroid does), ``"analytic_free"`` (learned, analytic: real then imaginary halves) or
     ``"stft"`` (fixed sqrt-Hann DFT filters: real parts then imaginary parts, ``n_filters``
-    even and ``>= kernel_size``). Extra ``kwargs`` go to the asteroid filterbank class.
+    even and ``>= kernel_size``). ``min_low_hz`` and ``min_band_hz`` are the lowest cut-off
+    and narrowest band of ``param_sinc`` (ignored by the other kinds).
 
     The input is zero-padded by ``kernel_size - stride`` on both sides (plus up to ``stride - 1``
     on the right to complete the last hop), so that every sample is seen by the same number of
@@ -249,7 +250,8 @@ class Filterbank(Frontend):
         kernel_size: int = 16,
         stride: int = 8,
         sample_rate: int = 8000,
-        **kwargs: Any,
+        min_low_hz: float = 50.0,
+        min_band_hz: float = 50.0,
     ) -> None:
         super().__init__()
         from asteroid_filterbanks import make_enc_dec
@@ -269,9 +271,12 @@ class Filterbank(Frontend):
         if kind == "param_sinc" and kernel_size % 2 == 0:
             kernel_size += 1
         self.kind, self.kernel_size, self.stride = kind, kernel_size, stride
+        extra = {}
+        if kind == "param_sinc":
+            extra = {"min_low_hz": min_low_hz, "min_band_hz": min_band_hz}
         self.encoder, self.decoder = make_enc_dec(
             kind, n_filters=n_filters, kernel_size=kernel_size, stride=stride,
-            sample_rate=float(sample_rate), **kwargs,
+            sample_rate=float(sample_rate), **extra,
         )
         self.out_channels = int(self.encoder.filterbank.n_feats_out)
         self.padding = kernel_size - stride

@@ -98,7 +98,7 @@ def sdr(
     filter_length: int = 512,
     compute_permutation: bool = False,
 ) -> torch.Tensor:
-    """BSS Eval v3 SDR in dB (``mir_eval.separation.bss_eval_sources``), ``[..., S, T] -> [..., S]``.
+    """BSS Eval v3 SDR in dB (as mir_eval's ``bss_eval_sources``): ``[..., S, T] -> [..., S]``.
 
     Computed with ``fast_bss_eval`` in float64 (agrees with mir_eval to about 1e-3 dB on
     ordinary signals; see tests/test_metrics.py). Sources are compared in the given order unless

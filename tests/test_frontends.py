@@ -177,10 +177,12 @@ def test_filterbank_inverse_pads_short_decoder_output():
     assert fb.inverse(features[..., :5], length=100).shape == (1, 100)
 
 
-def test_param_sinc_kernel_made_odd():
-    fb = frontends.Filterbank(kind="param_sinc", n_filters=16, kernel_size=16, stride=8)
+def test_param_sinc_kernel_made_odd_and_options_passed():
+    fb = frontends.Filterbank(kind="param_sinc", n_filters=16, kernel_size=16, stride=8,
+                              min_low_hz=80.0)
     assert fb.kernel_size == 17
     assert fb.encoder.filterbank.kernel_size == 17
+    assert fb.encoder.filterbank.min_low_hz == 80.0
 
 
 @pytest.mark.parametrize("name,kwargs,key", [
@@ -194,6 +196,7 @@ def test_param_sinc_kernel_made_odd():
     ("filterbank", {"kind": "stft", "n_filters": 15}, "frontend.n_filters"),
     ("filterbank", {"stride": 32, "kernel_size": 16}, "frontend.stride"),
     ("filterbank", {"n_filters": 0}, "frontend.n_filters"),
+    ("filterbank", {"n_filter": 32}, "frontend.n_filter"),  # typo: rejected, not ignored
 ])
 def test_bad_config_raises_config_error(name, kwargs, key):
     with pytest.raises(ConfigError, match=key):
