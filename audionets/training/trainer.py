@@ -53,6 +53,8 @@ log = logging.getLogger("audionets.train")
 #: (it is always drawn when training ends)
 PLOT_INTERVAL_S = 60.0
 COUNT = "_count"
+#: without a terminal for a progress bar, log a progress line at most this often
+LOG_INTERVAL_S = 60.0
 
 
 def load_registries() -> None:
@@ -411,7 +413,7 @@ class Trainer:
         count = torch.tensor(partial.get(COUNT, 0.0), dtype=torch.float64, device=self.device)
         self.train_model.train()
         reason, index = None, -1
-        items, start = 0, time.perf_counter()
+        items, start, last_log = 0, time.perf_counter(), time.monotonic()
         bar = _progress(total, f"epoch {self.epoch + 1}/{trainer.max_epochs}",
                         trainer.progress and self.dist.is_main)
         self.optimizer.zero_grad(set_to_none=True)
@@ -431,10 +433,15 @@ class Trainer:
             items += Task.batch_size(batch)
             if update:
                 self._optimizer_step()
+            rate = items / max(time.perf_counter() - start, 1e-9)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4g}",
-                                items_s=f"{items / max(time.perf_counter() - start, 1e-9):.1f}")
+                bar.set_postfix(loss=f"{loss.item():.4g}", items_s=f"{rate:.1f}")
+            elif self.dist.is_main and time.monotonic() - last_log > LOG_INTERVAL_S:
+                last_log = time.monotonic()  # no terminal (a batch job): a line now and then
+                log.info("epoch %d: batch %d/%d, step %d, loss %.4g, %.1f items/s",
+                         self.epoch + 1, self.batch_in_epoch + index + 1,
+                         self.batch_in_epoch + total, self.step, loss.item(), rate)
             if update:
                 if trainer.max_steps is not None and self.step >= trainer.max_steps:
                     reason = "max_steps"
