@@ -53,17 +53,21 @@ class TinyNet(nn.Module):
     """``wav[B, T] -> logits[B, C]`` from the mean and std of the waveform."""
 
     def __init__(self, num_classes: int, sample_rate: int, hidden: int = 8,
-                 dropout: float = 0.0, kill_at_call: int | None = None) -> None:
+                 dropout: float = 0.0, kill_at_call: int | None = None,
+                 nan_at_call: int | None = None) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Dropout(dropout),
                                  nn.Linear(hidden, num_classes))
-        self.kill_at_call, self.calls = kill_at_call, 0
+        self.kill_at_call, self.nan_at_call, self.calls = kill_at_call, nan_at_call, 0
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         self.calls += self.training
         if self.training and self.calls == self.kill_at_call:
             os.kill(os.getpid(), signal.SIGTERM)  # as if the job scheduler stopped us
-        return self.net(torch.stack([wav.mean(-1), wav.std(-1)], dim=-1) * 3)
+        logits = self.net(torch.stack([wav.mean(-1), wav.std(-1)], dim=-1) * 3)
+        if self.training and self.calls == self.nan_at_call:
+            logits = logits * float("nan")
+        return logits
 
 
 def make_config(tmp_path: Path, *overrides: str, name: str = "run"):
@@ -98,6 +102,11 @@ def test_training_writes_the_experiment_folder(tmp_path):
     last = load_checkpoint(exp / "checkpoints" / "last.pt")
     assert last["epoch"] == 4 and last["step"] == 24 and last["batch_in_epoch"] == 0
     assert last["labels"] == ["minus", "plus"] and last["config"] == saved.to_dict()
+    from audionets.hub import load_model
+
+    model, meta = load_model(exp)  # the experiment folder is a model folder
+    assert meta.labels == ["minus", "plus"] and meta.task == "classification"
+    assert meta.source == str(exp)
     test = json.loads((exp / "test_metrics.json").read_text())
     assert set(test) == {"test_loss", "test_accuracy", "checkpoint"}
     assert Path(test["checkpoint"]).name.startswith("best-")
@@ -122,6 +131,16 @@ def test_max_steps_stops_mid_epoch_and_saves(tmp_path):
     rows = read_metrics(tmp_path / "run/metrics.csv")
     assert len(rows) == 1 and rows[0]["step"] == 4
     assert (tmp_path / "run/test_metrics.json").is_file()
+
+
+def test_a_non_finite_loss_skips_the_update(tmp_path):
+    train(make_config(tmp_path, "trainer.max_steps=2", "trainer.test=false", name="ref"))
+    train(make_config(tmp_path, "trainer.max_steps=3", "trainer.test=false", "model.nan_at_call=3",
+                      name="nan"))
+    ref = load_checkpoint(tmp_path / "ref/checkpoints/last.pt")["model"]
+    nan = load_checkpoint(tmp_path / "nan/checkpoints/last.pt")["model"]
+    for key in ref:  # step 3 saw NaN gradients and left the weights of step 2 alone
+        assert torch.equal(ref[key], nan[key])
 
 
 def test_limit_batches(tmp_path):
