@@ -99,6 +99,31 @@ def test_recurrent_factory_shapes_and_gradients(cell, bidirectional):
     assert all(p.grad is not None for p in rnn.parameters())
 
 
+def test_lstm_starts_with_forget_bias_one():
+    lstm = build_recurrent("lstm", 3, 4, num_layers=2, bidirectional=True)
+    for name, param in lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            assert torch.all(param[4:8] == 1.0), name
+        if name.startswith("bias_hh"):
+            assert torch.all(param[4:8] == 0.0), name
+
+
+def test_lstm_forget_bias_one_keeps_sigmoid_one_of_the_cell_state():
+    layer = build_recurrent("lstm", 3, 4)
+    with torch.no_grad():
+        for name, param in layer.named_parameters():
+            if "weight" in name:
+                param.zero_()
+        layer.bias_ih_l0[:4] = 50.0  # input gate open
+        layer.bias_ih_l0[8:12] = 50.0  # candidate tanh(50) = 1
+        layer.bias_hh_l0[:4] = 0.0
+        layer.bias_hh_l0[8:12] = 0.0
+    _, (_, c1) = layer(torch.zeros(1, 1, 3))
+    _, (_, c2) = layer(torch.zeros(1, 2, 3))
+    torch.testing.assert_close(c1, torch.ones_like(c1))
+    torch.testing.assert_close(c2, torch.sigmoid(torch.tensor(1.0)) * c1 + 1.0)
+
+
 def test_unknown_cell_is_a_config_error():
     with pytest.raises(ConfigError, match="model.cell 'transformer'"):
         build_recurrent("transformer", 3, 4)

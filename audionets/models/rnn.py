@@ -144,7 +144,9 @@ def build_recurrent(
 ) -> nn.Module:
     """A batch-first recurrent layer ``x[B, T, I] -> (out[B, T, D * H], state)``.
 
-    ``cell`` is ``"rnn"`` (tanh), ``"mgu"``, ``"gru"`` or ``"lstm"``.
+    ``cell`` is ``"rnn"`` (tanh), ``"mgu"``, ``"gru"`` or ``"lstm"``. LSTMs start with a
+    forget-gate bias of +1 (Gers et al., 2000; Jozefowicz et al., 2015), so that they keep
+    their cell state by default; they learn long dependencies much sooner that way.
     """
     key = str(cell).lower()
     kwargs = dict(
@@ -158,5 +160,20 @@ def build_recurrent(
     if key == "gru":
         return nn.GRU(input_size, hidden_size, **kwargs)
     if key == "lstm":
-        return nn.LSTM(input_size, hidden_size, **kwargs)
+        lstm = nn.LSTM(input_size, hidden_size, **kwargs)
+        init_forget_bias(lstm, 1.0)
+        return lstm
     raise ConfigError(f"unknown {where} {cell!r}; choose one of: {', '.join(CELLS)}")
+
+
+@torch.no_grad()
+def init_forget_bias(lstm: nn.LSTM, value: float) -> None:
+    """Set the forget-gate part of every ``bias_ih`` to ``value`` and of ``bias_hh`` to 0.
+
+    PyTorch orders the gates ``input, forget, cell, output``, so the forget gate is rows
+    ``[H, 2H)``; the two biases are added, so the effective forget bias is ``value``.
+    """
+    hidden = lstm.hidden_size
+    for name, param in lstm.named_parameters():
+        if name.startswith("bias_"):
+            param[hidden: 2 * hidden] = value if name.startswith("bias_ih") else 0.0
