@@ -142,11 +142,13 @@ class DualPathBlock(nn.Module):
         intra = self.intra_norm(intra.view(batch, num_chunks, chunk_size, channels))
         if self.skip_around_intra:
             intra = intra + x
-        inter = self.inter(intra.transpose(1, 2).reshape(batch * chunk_size, num_chunks, channels))
+        # the one layout copy of the block: [B, S, K, N] -> [B * K, S, N], contiguous
+        inter = intra.transpose(1, 2).contiguous().view(batch * chunk_size, num_chunks, channels)
+        inter = self.inter(inter)
         if self.inter_linear is not None:
             inter = self.inter_linear(inter)
         inter = self.inter_norm(inter.view(batch, chunk_size, num_chunks, channels))
-        return inter.transpose(1, 2) + intra
+        return intra + inter.transpose(1, 2)  # contiguous [B, S, K, N], like intra
 
 
 class DualPathMasker(nn.Module):

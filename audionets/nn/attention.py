@@ -57,7 +57,8 @@ class FeedForward(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.linear1 = nn.Linear(d_model, d_ffn)
-        self.activation = ACTIVATIONS[activation]()
+        # in place: the ReLU output is what autograd keeps anyway; saves one [.., d_ffn] buffer
+        self.activation = nn.ReLU(inplace=True) if activation == "relu" else ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)
 
