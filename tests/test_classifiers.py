@@ -93,7 +93,8 @@ def test_conv_block_equals_manual_conv_bn_relu_pool():
     conv = nn.functional.conv1d(nn.functional.pad(x, (2, 2)), block.conv.weight)
     bn = block.norm
     normed = (conv - bn.running_mean[:, None]) / torch.sqrt(bn.running_var[:, None] + bn.eps)
-    expected = nn.functional.max_pool1d(torch.relu(normed * bn.weight[:, None] + bn.bias[:, None]), 2)
+    affine = normed * bn.weight[:, None] + bn.bias[:, None]
+    expected = nn.functional.max_pool1d(torch.relu(affine), 2)
     torch.testing.assert_close(block(x), expected)
 
 

@@ -1,4 +1,4 @@
-"""The tutorial scripts in recipes/tutorials run with --quick, write their plots, show their point."""
+"""The tutorials in recipes/tutorials run with --quick, write their plots and show their point."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ from audionets.registry import FRONTENDS, MODELS
 INPUT_NORMS = ("none", "batch", "instance")
 
 
-def build_frontend(spec: dict[str, Any], sample_rate: int, where: str = "model.frontend") -> nn.Module:
+def build_frontend(
+    spec: dict[str, Any], sample_rate: int, where: str = "model.frontend"
+) -> nn.Module:
     """Build a front-end from its config, passing the model's ``sample_rate`` when it takes one.
 
     Raises:

@@ -61,7 +61,9 @@ XOR_CORNERS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_LABELS = torch.tensor([0, 1, 1, 0])
 
 
-def xor_points(n: int, noise: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def xor_points(
+    n: int, noise: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` points scattered (Gaussian, std ``noise``) around the four XOR corners.
 
     Returns ``x[n, 2]`` float and ``y[n]`` int64 with ``y = XOR(corner)``.
