@@ -124,6 +124,19 @@ def test_classification_accuracy_and_confusion(tmp_path):
     assert "confusion matrix" in text and "accuracy" in text
 
 
+class Half(nn.Module):
+    def forward(self, wav):
+        return 0.5 * wav
+
+
+def test_reconstruction_snr_and_silent_input():
+    items = [{"wav": torch.randn(400), "id": "a"}, {"wav": torch.zeros(400), "id": "silent"}]
+    result = evaluate(Half(), "reconstruction", items)
+    assert result.rows[0]["snr"] == pytest.approx(20 * np.log10(2), abs=1e-4)  # |t|^2/|t/2|^2
+    assert result.rows[1] == {"id": "silent", "snr": None, "note": "reference is silent"}
+    assert result.summary["snr"]["count"] == 1
+
+
 TINY_SEPFORMER = {"name": "sepformer", "num_sources": 2, "sample_rate": 8000, "encoder_channels": 8,
                   "d_model": 8, "chunk_size": 10, "num_blocks": 1, "intra_layers": 1,
                   "inter_layers": 1, "nhead": 2, "d_ffn": 16}

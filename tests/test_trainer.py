@@ -186,6 +186,8 @@ def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):
     train(make_config(tmp_path, "trainer.max_epochs=1", "trainer.test=false"))
     with pytest.raises(OutputError, match="--resume"):
         Trainer(make_config(tmp_path))
+    with pytest.raises(CheckpointError, match="does not fit this config"):
+        Trainer(make_config(tmp_path, "model.hidden=16"), resume=True)
 
 
 def test_bad_monitor_and_mismatched_classes(tmp_path):
