@@ -54,15 +54,18 @@ class TinyNet(nn.Module):
 
     def __init__(self, num_classes: int, sample_rate: int, hidden: int = 8,
                  dropout: float = 0.0, kill_at_call: int | None = None,
-                 nan_at_call: int | None = None) -> None:
+                 nan_at_call: int | None = None, kill_at_eval_call: int | None = None) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Dropout(dropout),
                                  nn.Linear(hidden, num_classes))
         self.kill_at_call, self.nan_at_call, self.calls = kill_at_call, nan_at_call, 0
+        self.kill_at_eval_call, self.eval_calls = kill_at_eval_call, 0
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         self.calls += self.training
-        if self.training and self.calls == self.kill_at_call:
+        self.eval_calls += not self.training
+        if (self.training and self.calls == self.kill_at_call) or (
+                not self.training and self.eval_calls == self.kill_at_eval_call):
             os.kill(os.getpid(), signal.SIGTERM)  # as if the job scheduler stopped us
         logits = self.net(torch.stack([wav.mean(-1), wav.std(-1)], dim=-1) * 3)
         if self.training and self.calls == self.nan_at_call:
@@ -178,6 +181,27 @@ def test_sigterm_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     rows = read_metrics(tmp_path / "killed/metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+@pytest.mark.parametrize("kill", ["model.kill_at_eval_call=1", "model.kill_at_call=6"])
+def test_sigterm_in_validation_or_at_an_epoch_end(tmp_path, kill):
+    """Stopped in epoch 1's validation (or at its last step): resume re-validates, same run."""
+    common = ("trainer.max_epochs=2", "trainer.test=false", "model.dropout=0.2")
+    train(make_config(tmp_path, *common, name="straight"))
+    stopped = train(make_config(tmp_path, *common, kill, name="killed"))
+    assert stopped.status == "interrupted" and stopped.step == 6 and stopped.epoch == 0
+    state = load_checkpoint(tmp_path / "killed/checkpoints/last.pt")
+    assert (state["epoch"], state["batch_in_epoch"]) == (0, 6)
+    assert not (tmp_path / "killed/metrics.csv").exists()
+    train(make_config(tmp_path, *common, name="killed"), resume=True)
+    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")
+    b = load_checkpoint(tmp_path / "killed/checkpoints/last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    rows_a = read_metrics(tmp_path / "straight/metrics.csv")
+    rows_b = read_metrics(tmp_path / "killed/metrics.csv")
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        ra.pop("seconds"), rb.pop("seconds")
+        assert ra == rb
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):

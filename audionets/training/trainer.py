@@ -451,10 +451,11 @@ class Trainer:
                     break
         if bar is not None:
             bar.close()
-        finished = reason is None or (reason == "max_steps" and index == total - 1)
-        self.batch_in_epoch = 0 if finished else self.batch_in_epoch + index + 1
+        finished = reason is None or index == total - 1
+        if not finished:
+            self.batch_in_epoch += index + 1
         totals = _totals(sums, count, self.dist.enabled)
-        self.partial_sums = {} if finished else totals
+        self.partial_sums = totals  # kept until the epoch is validated and saved
         return _means(totals, "train_"), reason, finished
 
     def _optimizer_step(self) -> None:
@@ -474,8 +475,12 @@ class Trainer:
             self.scheduler.step()
 
     @torch.no_grad()
-    def evaluate_split(self, split: str, model: nn.Module | None = None) -> dict[str, float]:
-        """Mean task metrics over ``split`` (``valid_*``/``test_*`` keys), all-reduced under DDP."""
+    def evaluate_split(self, split: str, model: nn.Module | None = None,
+                       stop: _StopRequest | None = None) -> dict[str, float] | None:
+        """Mean task metrics over ``split`` (``valid_*``/``test_*`` keys), all-reduced under DDP.
+
+        Returns None when ``stop`` was signalled before the end.
+        """
         model = model or self.train_model
         model.eval()
         sums: dict[str, torch.Tensor] = {}
@@ -490,6 +495,10 @@ class Trainer:
             count += next(iter(metrics.values())).numel()
             if bar is not None:
                 bar.update(1)
+            if stop is not None and distributed.any_process(stop.signum is not None, self.device):
+                if bar is not None:
+                    bar.close()
+                return None
         if bar is not None:
             bar.close()
         return _means(_totals(sums, count, self.dist.enabled), f"{split}_")
@@ -515,25 +524,25 @@ class Trainer:
             while status == "completed" and self.epoch < trainer.max_epochs:
                 started = time.perf_counter()
                 train_metrics, reason, finished = self._train_epoch(stop)
-                if reason == "interrupted" and not finished:
+                valid_metrics = None
+                if reason != "interrupted" or finished:
+                    valid_metrics = self.evaluate_split("valid", stop=stop)
+                if valid_metrics is None:  # stopped while training or validating
+                    if finished:  # a resumed run re-validates this epoch without training
+                        self.batch_in_epoch = self._num_batches("train")
                     path = self._save_last()
                     log.warning("%s: stopped at step %d; checkpoint saved to %s",
                                 signal.Signals(stop.signum).name, self.step, path)
                     return self._finish(FitResult("interrupted", self.epoch, self.step, self.exp_dir,
                                                   path, self.best.best_path(), signum=stop.signum))
-                valid_metrics = self.evaluate_split("valid")
                 if finished:
+                    self.batch_in_epoch = 0
+                    self.partial_sums = {}
                     self.epoch += 1
                 if reason is not None:
                     status = reason
                 self._end_epoch(train_metrics, valid_metrics, time.perf_counter() - started,
                                 partial=not finished)
-                if reason == "interrupted":  # the signal came with the epoch's last step
-                    log.warning("%s: stopped after epoch %d; checkpoint saved to %s",
-                                signal.Signals(stop.signum).name, self.epoch, self.ckpt_dir / LAST)
-                    return self._finish(FitResult("interrupted", self.epoch, self.step, self.exp_dir,
-                                                  self.ckpt_dir / LAST, self.best.best_path(),
-                                                  signum=stop.signum))
         result = FitResult(status, self.epoch, self.step, self.exp_dir, self.ckpt_dir / LAST,
                            self.best.best_path())
         if trainer.test:
