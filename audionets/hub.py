@@ -84,7 +84,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     from audionets.training.config import parse_yaml
 
     try:
-        return check_config(parse_yaml(path.read_text(encoding="utf-8"), where=str(path)), str(path))
+        raw = parse_yaml(path.read_text(encoding="utf-8"), where=str(path))
+        return check_config(raw, str(path))
     except AudionetsError as err:
         if isinstance(err, CheckpointError):
             raise
@@ -102,7 +103,8 @@ def build_from_config(config: dict[str, Any], where: str) -> nn.Module:
     except AudionetsError as err:
         raise CheckpointError(f"{where}: cannot build the model: {err}") from None
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{where}: cannot build the model: {str(err).splitlines()[0]}") from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{where}: cannot build the model: {first}") from None
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
@@ -144,7 +146,8 @@ def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{weights}: unreadable weights ({str(err).splitlines()[0][:160]})") from None
+        first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise CheckpointError(f"{weights}: unreadable weights ({first})") from None
     load_weights(model, state, str(weights))
     return model, _meta(config, str(folder))
 
@@ -188,7 +191,9 @@ def _load_speechbrain(folder: Path) -> tuple[nn.Module, ModelMeta]:
 def _load_local(path: Path) -> tuple[nn.Module, ModelMeta]:
     if path.is_file():
         if path.suffix not in (".pt", ".pth", ".ckpt"):
-            raise CheckpointError(f"{path}: not a model file; pass a .pt checkpoint or a model folder")
+            raise CheckpointError(
+                f"{path}: not a model file; pass a .pt checkpoint or a model folder"
+            )
         return _load_checkpoint_file(path)
     if (path / WEIGHTS).is_file():
         return _load_pretrained_folder(path)
@@ -229,11 +234,13 @@ def resolve_source(source: str | Path) -> Path:
     shipped = shipped_models()
     raise CheckpointError(
         f"{text}: no such file, folder or shipped model; shipped models: "
-        f"{', '.join(shipped) if shipped else 'none'} (or pass a folder, checkpoint or hub id owner/name)"
+        f"{', '.join(shipped) if shipped else 'none'} (or pass a folder, checkpoint or hub id "
+        "owner/name)"
     )
 
 
-def load_model(source: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
+def load_model(source: str | Path,
+               device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
     """Load ``source`` (see the module docstring) as ``(model in eval mode on device, meta)``."""
     model, meta = _load_local(resolve_source(source))
     if not meta.source:

@@ -47,7 +47,8 @@ class Oracle(nn.Module):
 
     def forward(self, mix):
         item = next(it for it in self.items if torch.equal(it["mix"], mix[0]))
-        noise = 1e-4 * torch.randn(item["sources"].shape, generator=torch.Generator().manual_seed(0))
+        gen = torch.Generator().manual_seed(0)
+        noise = 1e-4 * torch.randn(item["sources"].shape, generator=gen)
         return (item["sources"] + noise).flip(0)[None]
 
 

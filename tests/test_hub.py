@@ -39,7 +39,8 @@ def test_save_pretrained_round_trip(tmp_path):
     loaded, loaded_meta = load_model(tmp_path / "m")
     assert outputs_equal(model, loaded)
     assert not loaded.training
-    assert (loaded_meta.task, loaded_meta.sample_rate, loaded_meta.labels) == ("separation", 8000, None)
+    assert (loaded_meta.task, loaded_meta.sample_rate) == ("separation", 8000)
+    assert loaded_meta.labels is None
     assert loaded_meta.source == str(tmp_path / "m")
     saved = yaml.safe_load((tmp_path / "m/config.yaml").read_text())
     assert saved["audionets_version"] == hub.__version__ and saved["model"] == CONFIG["model"]
@@ -50,7 +51,8 @@ def test_classifier_labels_round_trip(tmp_path):
               "model": {"name": "td_cnn", "num_classes": 3, "sample_rate": 8000,
                         "channels": [4, 4], "kernel_sizes": [8, 3], "strides": [4, 1]}}
     model = hub.build_from_config(config, "test").eval()
-    save_pretrained(model, ModelMeta("classification", 8000, ["a", "b", "c"], config), tmp_path / "c")
+    meta = ModelMeta("classification", 8000, ["a", "b", "c"], config)
+    save_pretrained(model, meta, tmp_path / "c")
     loaded, meta = load_model(str(tmp_path / "c"))
     assert meta.labels == ["a", "b", "c"]
     assert outputs_equal(model, loaded, samples=400)
@@ -105,7 +107,8 @@ def test_export_cli(tmp_path, capsys):
 
 def test_shipped_name_and_hub_id_dispatch(tmp_path, monkeypatch):
     model = tiny_model()
-    save_pretrained(model, ModelMeta("separation", 8000, config=dict(CONFIG)), tmp_path / "shipped" / "tiny")
+    meta = ModelMeta("separation", 8000, config=dict(CONFIG))
+    save_pretrained(model, meta, tmp_path / "shipped" / "tiny")
     monkeypatch.setattr(hub, "PRETRAINED_DIR", tmp_path / "shipped")
     assert hub.shipped_models() == ["tiny"]
     loaded, _ = load_model("tiny")
@@ -132,7 +135,8 @@ def test_shipped_name_and_hub_id_dispatch(tmp_path, monkeypatch):
 
 
 def write_folder(folder: Path, config: dict, model=None) -> Path:
-    save_pretrained(model or tiny_model(), ModelMeta("separation", 8000, config=dict(CONFIG)), folder)
+    meta = ModelMeta("separation", 8000, config=dict(CONFIG))
+    save_pretrained(model or tiny_model(), meta, folder)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return folder
 
@@ -177,7 +181,8 @@ def test_not_a_model_folder_and_unknown_name(tmp_path):
 
 def test_bad_model_config(tmp_path):
     folder = write_folder(tmp_path / "m", {**CONFIG, "model": {"name": "transformer9000"}})
-    with pytest.raises(CheckpointError, match="cannot build the model: unknown model 'transformer9000'"):
+    with pytest.raises(CheckpointError,
+                       match="cannot build the model: unknown model 'transformer9000'"):
         load_model(folder)
     folder = write_folder(tmp_path / "n", {"task": "separation", "model": CONFIG["model"]})
     with pytest.raises(CheckpointError, match="no 'sample_rate'"):

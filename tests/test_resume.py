@@ -9,7 +9,12 @@ import torch
 from torch import nn
 
 from audionets.registry import DATASETS, MODELS
-from audionets.training.checkpoints import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from audionets.training.checkpoints import (
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from audionets.training.config import config_from_dict
 from audionets.training.logging import read_metrics
 from audionets.training.trainer import train
@@ -21,7 +26,8 @@ class NoiseClasses(torch.utils.data.Dataset):
 
     labels = ["quiet", "medium", "loud"]
 
-    def __init__(self, split: str = "train", sample_rate: int = 8000, num_examples: int = 12) -> None:
+    def __init__(self, split: str = "train", sample_rate: int = 8000,
+                 num_examples: int = 12) -> None:
         self.split, self.num_examples = split, num_examples
 
     def __len__(self) -> int:
@@ -32,7 +38,8 @@ class NoiseClasses(torch.utils.data.Dataset):
         gen = torch.Generator().manual_seed(index + (0 if self.split == "train" else 10_000))
         wav = torch.randn(48, generator=gen) * (0.1 + label)
         if self.split == "train":  # torch, NumPy and random all feed in: all must be restored
-            wav = wav * (1 + 0.1 * torch.rand(()) + 0.1 * float(np.random.rand()) + 0.1 * random.random())
+            jitter = 0.1 * torch.rand(()) + 0.1 * float(np.random.rand()) + 0.1 * random.random()
+            wav = wav * (1 + jitter)
         return {"wav": wav, "label": torch.tensor(label), "id": str(index)}
 
 
@@ -40,7 +47,8 @@ class NoiseClasses(torch.utils.data.Dataset):
 class Net(nn.Module):
     def __init__(self, num_classes: int, sample_rate: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, num_classes))
+        self.net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.3),
+                                 nn.Linear(16, num_classes))
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         feats = torch.stack([wav.abs().mean(-1), wav.std(-1), wav.abs().amax(-1)], dim=-1)

@@ -19,7 +19,12 @@ from audionets.registry import DATASETS, MODELS
 from audionets.training.checkpoints import load_checkpoint
 from audionets.training.config import config_from_dict, load_config
 from audionets.training.logging import read_metrics
-from audionets.training.tasks import ClassificationTask, ReconstructionTask, SeparationTask, build_task
+from audionets.training.tasks import (
+    ClassificationTask,
+    ReconstructionTask,
+    SeparationTask,
+    build_task,
+)
 from audionets.training.trainer import Trainer, _cosine_factor, train
 
 SAMPLES = 64

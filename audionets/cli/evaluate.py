@@ -20,10 +20,11 @@ HELP = "evaluate a model on a dataset split: per-file metrics CSV and a summary"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="shipped model name, model/experiment folder, checkpoint .pt, "
-                                      "SpeechBrain folder or hub id")
+    parser.add_argument("model", help="shipped model name, model/experiment folder, "
+                                      "checkpoint .pt, SpeechBrain folder or hub id")
     parser.add_argument("--data", required=True, metavar="CONFIG_OR_DATASET",
-                        help="a recipe config YAML (its data section) or a dataset name (synth_mix)")
+                        help="a recipe config YAML (its data section) or a dataset name "
+                             "(synth_mix)")
     parser.add_argument("overrides", nargs="*", metavar="data.key=value",
                         help="data overrides, e.g. data.root=/data/wsj0-2mix data.num_examples=50")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.sample_rate)
     result = evaluate(model, meta.task, dataset, device=device, labels=meta.labels,
                       limit=args.limit, sdr=not args.no_sdr, progress=sys.stderr.isatty())
-    print(f"{meta.task} model {meta.source} on {args.data} ({args.split}, {len(result.rows)} files)")
+    print(f"{meta.task} model {meta.source} on {args.data} "
+          f"({args.split}, {len(result.rows)} files)")
     print(format_summary(result))
     if "csv" in paths:
         write_rows_csv(result.rows, paths["csv"])

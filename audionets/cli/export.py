@@ -13,7 +13,8 @@ HELP = "export a trained experiment (or checkpoint) as a pretrained model folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="experiment folder (config.yaml + checkpoints/) or a .pt checkpoint")
+    parser.add_argument("experiment",
+                        help="experiment folder (config.yaml + checkpoints/) or a .pt checkpoint")
     parser.add_argument("out_dir", help="output folder for config.yaml + model.safetensors")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
 
@@ -26,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out_dir)
     if (out / hub.WEIGHTS).exists() and not args.overwrite:
-        raise OutputError(f"{out}: already holds a model; pass --overwrite or choose another folder")
+        raise OutputError(
+            f"{out}: already holds a model; pass --overwrite or choose another folder"
+        )
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; choose another output folder")
     if Path(args.experiment).resolve() == out.resolve():

@@ -34,7 +34,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; CheckpointError if missing, unsafe or corrupt."""
+    """Load with ``weights_only=True``; CheckpointError if missing, unsafe or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; check the path or experiment_dir")
@@ -48,7 +48,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: unreadable checkpoint ({first[:160]}); it may be truncated") from None
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({first[:160]}); it may be truncated"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not an audionets checkpoint (expected a dict)")
     return state
@@ -99,7 +101,8 @@ class BestCheckpoints:
     checkpoint (``state["best"]``) so that a resumed run keeps managing the same files.
     """
 
-    def __init__(self, folder: Path, keep: int, mode: str, entries: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, folder: Path, keep: int, mode: str,
+                 entries: list[dict[str, Any]] | None = None) -> None:
         self.folder = Path(folder)
         self.keep = keep
         self.mode = mode
@@ -117,11 +120,12 @@ class BestCheckpoints:
         return value > worst if self.mode == "max" else value < worst
 
     def add(self, state: dict[str, Any], value: float, epoch: int, monitor: str) -> Path | None:
-        """Save ``state`` as a best checkpoint if ``value`` makes the top ``keep``; prune the rest."""
+        """Save ``state`` as a best checkpoint if ``value`` is in the top ``keep``; prune."""
         if not self.is_candidate(value):
             return None
         name = f"best-epoch{epoch:03d}-{monitor}={value:.4f}.pt"
-        self.entries = self._sorted(self.entries + [{"path": name, "value": float(value), "epoch": epoch}])
+        entry = {"path": name, "value": float(value), "epoch": epoch}
+        self.entries = self._sorted(self.entries + [entry])
         dropped, self.entries = self.entries[self.keep:], self.entries[: self.keep]
         state["best"] = self.entries
         save_checkpoint(state, self.folder / name)

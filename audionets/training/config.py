@@ -221,7 +221,9 @@ def _build_dataclass(cls: type, values: Any, where: str) -> Any:
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.name not in kwargs and f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
-        raise ConfigError(f"missing key {', '.join(missing)}; a config needs task, model, data") from None
+        raise ConfigError(
+            f"missing key {', '.join(missing)}; a config needs task, model, data"
+        ) from None
 
 
 def _validate(config: Config) -> None:
@@ -249,7 +251,9 @@ def _validate(config: Config) -> None:
     for split in SPLITS:
         sub = config.data.get(split)
         if sub is not None and not isinstance(sub, dict):
-            raise ConfigError(f"data.{split}: expected a mapping of per-split data keys, got {sub!r}")
+            raise ConfigError(
+                f"data.{split}: expected a mapping of per-split data keys, got {sub!r}"
+            )
     _check_version(config.audionets_version, "audionets_version")
 
 

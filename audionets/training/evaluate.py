@@ -186,7 +186,8 @@ def build_eval_dataset(spec: str, overrides: list[str], split: str, sample_rate:
     ctor = DATASETS.get(data["name"])
     if kwargs.get("sample_rate") not in (None, sample_rate):
         raise ConfigError(f"data.sample_rate: {kwargs['sample_rate']} differs from the model's "
-                          f"{sample_rate} Hz; drop data.sample_rate to evaluate at the model's rate")
+                          f"{sample_rate} Hz; drop data.sample_rate to evaluate at the "
+                          "model's rate")
     if _accepts(ctor, "sample_rate"):
         kwargs["sample_rate"] = sample_rate
     return DATASETS.build(data["name"], _where="data", split=split, **kwargs)

@@ -35,7 +35,8 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 class MetricsLogger:
     """Appends epoch rows to ``metrics.csv``, mirrors them to TensorBoard, draws ``curves.png``."""
 
-    def __init__(self, folder: str | Path, resume_epoch: int | None = None, tensorboard: bool = True) -> None:
+    def __init__(self, folder: str | Path, resume_epoch: int | None = None,
+                 tensorboard: bool = True) -> None:
         self.folder = Path(folder)
         self.rows = read_metrics(self.folder / CSV_NAME) if resume_epoch is not None else []
         if resume_epoch is not None:

@@ -23,8 +23,9 @@ class Task:
     name: str = ""
     #: metric names ``step`` returns (besides ``loss``); validation logs them as ``valid_<name>``
     metric_names: tuple[str, ...] = ()
-    #: validation metric the trainer monitors by default, and whether higher is better
+    #: validation metric the trainer monitors by default
     default_monitor: str = "valid_loss"
+
     def all_metric_names(self) -> tuple[str, ...]:
         return ("loss",) + self.metric_names
 
@@ -33,12 +34,14 @@ class Task:
         """Whether a larger value of ``metric`` (with or without a split prefix) is better."""
         return not metric.endswith("loss")
 
-    def step(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def step(self, model: nn.Module,
+             batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``(loss scalar, {metric: per-item values [B]})``; the dict includes ``loss``."""
         raise NotImplementedError
 
     @staticmethod
     def batch_size(batch: dict[str, Any]) -> int:
+        """Items in a batch (the first dimension of its first tensor)."""
         for value in batch.values():
             if isinstance(value, torch.Tensor) and value.dim() > 0:
                 return int(value.shape[0])

@@ -108,7 +108,8 @@ def resolve_components(config: Config) -> None:
 
     ``sample_rate`` (top level, else ``data.sample_rate``, else ``model.sample_rate``) is
     passed to the model and the dataset when their constructors take it; ``num_sources`` (or
-    ``num_speakers``) of the data goes to a model that takes ``num_sources``. Conflicting explicit values raise ConfigError.
+    ``num_speakers``) of the data goes to a model that takes ``num_sources``. Conflicting
+    explicit values raise ConfigError.
     """
     load_registries()
     model_ctor = MODELS.get(config.model["name"])
@@ -121,18 +122,21 @@ def resolve_components(config: Config) -> None:
         values = getattr(config, section)
         if values.get("sample_rate") not in (None, config.sample_rate):
             raise ConfigError(f"{section}.sample_rate: {values['sample_rate']} differs from "
-                              f"sample_rate {config.sample_rate}; set only the top-level sample_rate")
+                              f"sample_rate {config.sample_rate}; set only the top-level "
+                              "sample_rate")
         if _accepts(ctor, "sample_rate"):
             values["sample_rate"] = config.sample_rate
     sources = config.data.get("num_sources", config.data.get("num_speakers"))
-    if sources is not None and "num_sources" not in config.model and _accepts(model_ctor, "num_sources"):
+    if (sources is not None and "num_sources" not in config.model
+            and _accepts(model_ctor, "num_sources")):
         config.model["num_sources"] = sources
 
 
 def build_dataset(config: Config, split: str) -> Dataset:
     """``DATASETS.build(data.name, split=split, **data_kwargs(split))``."""
     load_registries()
-    return DATASETS.build(config.data["name"], _where="data", split=split, **config.data_kwargs(split))
+    return DATASETS.build(config.data["name"], _where="data", split=split,
+                          **config.data_kwargs(split))
 
 
 def build_model(config: Config) -> nn.Module:
@@ -156,7 +160,8 @@ def resolve_monitor(config: Config, task: Task) -> tuple[str, str]:
 def build_optimizer(config: Config, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
     opt = config.optimizer
     if opt.name == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
+                               weight_decay=opt.weight_decay)
     if len(opt.betas) != 2:
         raise ConfigError(f"optimizer.betas: expected two numbers, got {opt.betas!r}")
     cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
@@ -194,7 +199,7 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks at step boundaries (second Ctrl-C aborts)."""
+    """Turns SIGINT/SIGTERM into a flag the loops check (a second Ctrl-C aborts at once)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -305,7 +310,9 @@ class Trainer:
         trainer = self.config.trainer
         if split != "train" and self.config.data_kwargs(split).get("segment_seconds", 0) is None:
             return 1  # full-length items of different lengths cannot be stacked
-        return trainer.batch_size if split == "train" else (trainer.valid_batch_size or trainer.batch_size)
+        if split == "train":
+            return trainer.batch_size
+        return trainer.valid_batch_size or trainer.batch_size
 
     def _limit(self, split: str) -> int | None:
         trainer = self.config.trainer
@@ -328,7 +335,7 @@ class Trainer:
         return math.ceil(len(self._indices(split, 0)) / self._batch_size(split))
 
     def _loader(self, split: str, epoch: int, skip_batches: int = 0) -> DataLoader:
-        """Batches of ``split`` for ``epoch`` in a fixed order (seed, epoch), skipping the first few."""
+        """Batches of ``split`` in a fixed (seed, epoch) order, minus the first ``skip_batches``."""
         batch_size = self._batch_size(split)
         indices = self._indices(split, epoch)[skip_batches * batch_size:]
         if split == "train" and hasattr(self.datasets[split], "set_epoch"):
@@ -511,7 +518,9 @@ class Trainer:
             for stale in self.ckpt_dir.glob(".*.pt.tmp"):  # left by a killed atomic write
                 stale.unlink(missing_ok=True)
             save_config(config, self.exp_dir / "config.yaml")
-            self.metrics_logger = MetricsLogger(self.exp_dir, resume_epoch=self.epoch if self.resume else None)
+            self.metrics_logger = MetricsLogger(
+                self.exp_dir, resume_epoch=self.epoch if self.resume else None
+            )
         log.info("training %s on %s (%s, %d process%s): %d train / %d valid items -> %s",
                  config.model["name"], self.device, self.precision, self.dist.world_size,
                  "es" if self.dist.world_size > 1 else "", len(self.datasets["train"]),
@@ -533,8 +542,10 @@ class Trainer:
                     path = self._save_last()
                     log.warning("%s: stopped at step %d; checkpoint saved to %s",
                                 signal.Signals(stop.signum).name, self.step, path)
-                    return self._finish(FitResult("interrupted", self.epoch, self.step, self.exp_dir,
-                                                  path, self.best.best_path(), signum=stop.signum))
+                    return self._finish(FitResult(
+                        "interrupted", self.epoch, self.step, self.exp_dir, path,
+                        self.best.best_path(), signum=stop.signum,
+                    ))
                 if finished:
                     self.batch_in_epoch = 0
                     self.partial_sums = {}
@@ -588,10 +599,12 @@ class Trainer:
             metrics = self.evaluate_split("test", model)
         finally:
             self.dist = world
-        metrics["checkpoint"] = str(best) if best is not None else "last"  # type: ignore[assignment]
+        where = str(best) if best is not None else "last"
+        metrics["checkpoint"] = where  # type: ignore[assignment]
         with atomic_write(self.exp_dir / "test_metrics.json") as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+        log.info("test: %s", "  ".join(
+            f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
         return metrics
 
     def _finish(self, result: FitResult) -> FitResult:
