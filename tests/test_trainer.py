@@ -343,3 +343,41 @@ def test_cli_interrupt_prints_how_to_resume(tmp_path, capsys):
     assert f"audionets train {config} model.kill_at_call=3 --resume" in out
     assert main(["train", str(config), "--resume", "trainer.max_epochs=1"]) == 0
     assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["epoch"] == 1
+
+
+def test_metrics_logger_resume_truncation_and_tensorboard(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from audionets.training.logging import MetricsLogger
+
+    scalars = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    logger = MetricsLogger(tmp_path)
+    for epoch in (1, 2, 3):
+        logger.log({"epoch": epoch, "train_loss": 1.0 / epoch, "valid_loss": 2.0 / epoch})
+    assert ("train/loss", 0.5, 2) in scalars and ("valid/loss", 2.0 / 3, 3) in scalars
+    assert logger.plot().read_bytes()[:4] == b"\x89PNG"
+    # a run resumed from the checkpoint of epoch 2 drops the row of epoch 3, then goes on
+    resumed = MetricsLogger(tmp_path, resume_epoch=2, tensorboard=False)
+    resumed.log({"epoch": 3, "train_loss": 0.25, "valid_loss": 0.5, "lr": 0.1})
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[2]["train_loss"] == 0.25 and rows[2]["lr"] == 0.1
+    assert math.isnan(rows[0]["lr"])  # a column added later is empty in earlier rows
