@@ -125,6 +125,17 @@ def test_classification_accuracy_and_confusion(tmp_path):
     assert "confusion matrix" in text and "accuracy" in text
 
 
+def test_classes_of_model_and_data_must_agree():
+    from audionets.errors import ConfigError
+
+    class Items(list):
+        labels = ["x", "y"]
+
+    items = Items([{"wav": torch.randn(100), "label": torch.tensor(0), "id": "0"}])
+    with pytest.raises(ConfigError, match="classes differ"):
+        evaluate(FixedLogits([0]), "classification", items, labels=["a", "b", "c"])
+
+
 class Half(nn.Module):
     def forward(self, wav):
         return 0.5 * wav

@@ -123,6 +123,13 @@ def evaluate(model: nn.Module, task: str, dataset: Any, device: str | torch.devi
              progress: bool = False) -> EvalResult:
     """Evaluate ``model`` on every item of ``dataset`` (the first ``limit`` ones if given)."""
     device = torch.device(device)
+    data_labels = getattr(dataset, "labels", None)
+    if task == "classification" and labels and data_labels and list(data_labels) != list(labels):
+        from audionets.errors import ConfigError
+
+        raise ConfigError(f"data: the dataset's {len(data_labels)} classes differ from the "
+                          f"model's {len(labels)} ({', '.join(labels[:5])}...); evaluate on "
+                          "the data the model was trained for")
     model = model.to(device).eval()
     count = len(dataset) if limit is None else min(limit, len(dataset))
     iterator = range(count)
