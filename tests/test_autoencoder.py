@@ -49,6 +49,18 @@ def test_output_ignores_internal_padding_and_other_examples():
     torch.testing.assert_close(model(wav)[1:], model(wav[1:]))
 
 
+def test_normalize_input_makes_forward_gain_equivariant():
+    model = ConvAutoencoder(channels=[4, 8], kernel_sizes=[8, 4], strides=[4, 2],
+                            normalize_input=True).eval()
+    plain = ConvAutoencoder(channels=[4, 8], kernel_sizes=[8, 4], strides=[4, 2]).eval()
+    plain.load_state_dict(model.state_dict())
+    wav = torch.randn(2, 77)
+    torch.testing.assert_close(model(0.01 * wav), 0.01 * model(wav), rtol=1e-4, atol=1e-7)
+    rms = wav.pow(2).mean(-1, keepdim=True).sqrt()
+    torch.testing.assert_close(model(wav), plain(wav / rms) * rms)
+    assert torch.isfinite(model(torch.zeros(1, 10))).all()
+
+
 def test_gradients_reach_every_parameter():
     model = build_model({"name": "conv_autoencoder", "channels": [4, 8], "strides": 2,
                          "kernel_sizes": 4, "bottleneck_channels": 2, "sample_rate": 8000})

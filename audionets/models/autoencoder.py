@@ -87,6 +87,10 @@ class ConvAutoencoder(nn.Module):
             the compression ratio ``L / bottleneck_channels``.
         batch_norm: BatchNorm1d after each hidden convolution.
         activation: activation name (see :mod:`audionets.nn.activations`).
+        normalize_input: in ``forward``, divide each example by its RMS before encoding and
+            multiply the decoder output by it: the code then does not carry the level, and
+            ``forward(a * wav) == a * forward(wav)`` for ``a > 0``. ``encode``/``decode``
+            work on the waveform as given, so use them on RMS-normalised audio in that case.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class ConvAutoencoder(nn.Module):
         bottleneck_channels: int = 16,
         batch_norm: bool = False,
         activation: str = "prelu",
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(channels, (list, tuple)) or not channels:
@@ -113,6 +118,7 @@ class ConvAutoencoder(nn.Module):
         if int(bottleneck_channels) < 1:
             raise ConfigError(f"model.bottleneck_channels must be >= 1, got {bottleneck_channels}")
         self.sample_rate = int(sample_rate)
+        self.normalize_input = bool(normalize_input)
         self.total_stride = math.prod(strides)
         widths = [1] + [int(c) for c in channels]
         self.encoder = nn.Sequential(*(
@@ -144,4 +150,7 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> reconstruction[B, T]``."""
-        return self.decode(self.encode(wav), wav.shape[-1])
+        if not self.normalize_input:
+            return self.decode(self.encode(wav), wav.shape[-1])
+        scale = wav.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)  # [B, 1]
+        return self.decode(self.encode(wav / scale), wav.shape[-1]) * scale
