@@ -24,7 +24,7 @@ TINY_LSTM = dict(TINY, block_type="lstm", lstm_hidden_size=8, linear_after_intra
 
 @pytest.mark.parametrize("config", [TINY, TINY_LSTM], ids=["transformer", "lstm"])
 @pytest.mark.parametrize("num_sources", [2, 3])
-@pytest.mark.parametrize("length", [1, 7, 8, 9, 40, 43, 401, 1234])
+@pytest.mark.parametrize("length", [1, 7, 9, 43, 1234])
 def test_output_length_equals_input_length(config, num_sources, length):
     model = SepFormer(num_sources=num_sources, **config).eval()
     with torch.no_grad():
@@ -39,6 +39,16 @@ def test_more_chunks_than_speechbrains_positional_table():
     with torch.no_grad():
         out = model(torch.randn(1, 12000))  # 5999 frames -> 3000 chunks
     assert out.shape == (1, 2, 12000) and torch.isfinite(out).all()
+
+
+def test_grouped_cpu_inference_matches_training_path():
+    model = SepFormer(**TINY)
+    mix = torch.randn(2, 1500)
+    reference = model(mix).detach()  # autograd on: all sequences at once
+    for encoder in (model.masker.blocks[0].intra, model.masker.blocks[0].inter):
+        encoder.group_frames = 25  # a few sequences per group
+    with torch.no_grad():
+        torch.testing.assert_close(model(mix), reference, atol=1e-5, rtol=1e-5)
 
 
 def test_batch_items_are_independent():
@@ -76,7 +86,11 @@ def test_bad_config_raises_config_error(bad):
         SepFormer(**{**TINY, **bad})
 
 
-@pytest.mark.parametrize("config", [TINY, TINY_LSTM], ids=["transformer", "lstm"])
+@pytest.mark.parametrize(
+    "config",
+    [TINY, TINY_LSTM, dict(TINY, dropout=0.1, norm_before=False, norm="cln")],
+    ids=["transformer", "lstm", "postnorm-dropout-cln"],
+)
 def test_every_parameter_gets_a_gradient(config):
     model = SepFormer(**config)
     model(torch.randn(2, 300)).square().mean().backward()

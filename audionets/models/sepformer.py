@@ -141,7 +141,7 @@ class DualPathBlock(nn.Module):
             intra = self.intra_linear(intra)
         intra = self.intra_norm(intra.view(batch, num_chunks, chunk_size, channels))
         if self.skip_around_intra:
-            intra = intra + x
+            intra = intra.add_(x)  # in place into the fresh norm output
         # the one layout copy of the block: [B, S, K, N] -> [B * K, S, N], contiguous
         inter = intra.transpose(1, 2).contiguous().view(batch * chunk_size, num_chunks, channels)
         inter = self.inter(inter)
