@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from audionets.errors import CheckpointError
 from audionets.interop.speechbrain import load_sepformer_folder, read_hyperparams, save_sepformer_folder
+from audionets.models import build_model
 from audionets.models.sepformer import SepFormer
 
 pytest.importorskip("speechbrain")
@@ -182,7 +183,7 @@ def test_saved_folder_loads_in_speechbrain_with_same_output(tmp_path, name):
     again, meta2 = load_sepformer_folder(tmp_path / "out")
     assert meta2["config"] == meta["config"]
     path = tmp_path / "out" / "hyperparams.yaml"
-    assert config_from_hyperparams(read_hyperparams(path), path) == meta["config"]
+    assert build_model(config_from_hyperparams(read_hyperparams(path), path)).config == meta["config"]
 
 
 def test_save_then_load_round_trip_of_our_model(tmp_path):
@@ -239,8 +240,11 @@ def _write_and_break(tmp_path: Path, edit) -> Path:
         (lambda f: (f / "encoder.ckpt").write_bytes(b"not a checkpoint"), r"encoder\.ckpt: not a loadable"),
         (lambda f: (f / "hyperparams.yaml").write_text((f / "hyperparams.yaml").read_text().replace(
             "num_spks: !ref <num_spks>", "num_spks: !ref <missing>")), r"!ref <missing>"),
+        (lambda f: (f / "hyperparams.yaml").write_text((f / "hyperparams.yaml").read_text().replace(
+            "    kernel_size: !ref <kernel_size>\n    stride", "    stride")), r"Decoder is missing .*kernel_size"),
     ],
-    ids=["missing-ckpt", "missing-yaml", "convtasnet", "wrong-shape", "bad-yaml", "garbage-ckpt", "bad-ref"],
+    ids=["missing-ckpt", "missing-yaml", "convtasnet", "wrong-shape", "bad-yaml", "garbage-ckpt", "bad-ref",
+         "missing-argument"],
 )
 def test_errors_are_one_line_checkpoint_errors(tmp_path, edit, pattern):
     folder = _write_and_break(tmp_path, edit)

@@ -50,6 +50,14 @@ SIGNATURES = {
     RNN_BLOCK: ("input_size", "hidden_channels", "num_layers", "rnn_type", "dropout",
                 "bidirectional"),
 }
+# Arguments without a default in SpeechBrain's constructors.
+REQUIRED = {
+    ENCODER: (),
+    DECODER: ("in_channels", "kernel_size"),
+    MASKNET: ("in_channels", "out_channels", "intra_model", "inter_model"),
+    TRANSFORMER_BLOCK: ("num_layers", "d_model", "nhead"),
+    RNN_BLOCK: ("input_size", "hidden_channels", "num_layers"),
+}
 # Constructor defaults of SpeechBrain 1.x for the arguments we read.
 DEFAULTS = {
     ENCODER: {"kernel_size": 2, "out_channels": 64, "in_channels": 1},
@@ -205,22 +213,25 @@ def read_hyperparams(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------- hyperparams -> config
 
 
-def _arguments(node: Tagged, cls: str) -> dict[str, Any]:
+def _arguments(node: Tagged, cls: str, path: Path) -> dict[str, Any]:
     """The keyword arguments of a ``!new:`` node (positional lists named), with SB defaults."""
-    args = dict(DEFAULTS.get(cls, {}))
+    args = dict(DEFAULTS[cls])
     if isinstance(node.value, list):
         args.update(zip(SIGNATURES[cls], node.value))
     args.update(node.kwargs)
+    missing = [key for key in REQUIRED[cls] if key not in args]
+    if missing:
+        raise CheckpointError(f"{path}: {cls.rsplit('.', 1)[-1]} is missing its argument {missing[0]!r}; fix the file")
     return args
 
 
 def _module_node(params: dict[str, Any], role: str, path: Path) -> Tagged:
     """Find the ``!new:`` node of ``role`` (encoder, masknet, decoder) in ``modules`` or at top level."""
-    candidates = []
     modules = params.get("modules")
-    if isinstance(modules, dict):
-        candidates.append(modules.get(role))
-    candidates += [params.get(key) for key in (role, role.capitalize(), "MaskNet" if role == "masknet" else "")]
+    candidates = [modules.get(role)] if isinstance(modules, dict) else []
+    names = {"encoder": ("Encoder", "encoder"), "masknet": ("MaskNet", "masknet"),
+             "decoder": ("Decoder", "decoder")}[role]
+    candidates += [params.get(name) for name in names]
     for node in candidates:
         if isinstance(node, Tagged) and node.kind == "new":
             return node
@@ -238,9 +249,9 @@ def config_from_hyperparams(params: dict[str, Any], path: Path) -> dict[str, Any
     for role, expected in (("encoder", ENCODER), ("masknet", MASKNET), ("decoder", DECODER)):
         _require(nodes[role].target == expected, path,
                  f"{role} class {nodes[role].target} (supported: {expected})")
-    enc = _arguments(nodes["encoder"], ENCODER)
-    mask = _arguments(nodes["masknet"], MASKNET)
-    dec = _arguments(nodes["decoder"], DECODER)
+    enc = _arguments(nodes["encoder"], ENCODER, path)
+    mask = _arguments(nodes["masknet"], MASKNET, path)
+    dec = _arguments(nodes["decoder"], DECODER, path)
     _require(enc["in_channels"] == 1, path, f"Encoder in_channels={enc['in_channels']} (only 1)")
     _require(not mask["use_global_pos_enc"], path, "Dual_Path_Model use_global_pos_enc=True")
     _require(mask["norm"] in ("ln", "gln", "cln"), path, f"Dual_Path_Model norm={mask['norm']!r}")
@@ -258,7 +269,7 @@ def config_from_hyperparams(params: dict[str, Any], path: Path) -> dict[str, Any
         _require(isinstance(node, Tagged) and node.kind == "new", path, f"Dual_Path_Model {side} is not a !new: block")
         _require(node.target in (TRANSFORMER_BLOCK, RNN_BLOCK), path,
                  f"{side} class {node.target} (supported: SBTransformerBlock, SBRNNBlock)")
-        blocks[side] = (node.target, _arguments(node, node.target))
+        blocks[side] = (node.target, _arguments(node, node.target, path))
     (intra_cls, intra), (inter_cls, inter) = blocks["intra_model"], blocks["inter_model"]
     _require(intra_cls == inter_cls, path, "intra_model and inter_model of different classes")
     d_model = mask["out_channels"]
@@ -405,7 +416,8 @@ def load_sepformer_folder(folder: str | os.PathLike) -> tuple[SepFormer, dict[st
 
     Returns ``(model, meta)`` with the model in eval mode and
     ``meta = {"task": "separation", "sample_rate": int, "labels": None, "config": {...}}``
-    where ``config`` rebuilds the model with ``audionets.models.build_model``.
+    where ``config`` (every constructor argument) rebuilds the model with
+    ``audionets.models.build_model``.
     Raises :class:`CheckpointError` for a missing file, an unsupported class or setting, or
     weights that do not fit.
     """
@@ -422,7 +434,8 @@ def load_sepformer_folder(folder: str | os.PathLike) -> tuple[SepFormer, dict[st
         raise CheckpointError(f"{path}: cannot build the model ({str(err).splitlines()[0]})") from None
     model.load_state_dict(_map_weights(folder, model))
     model.eval()
-    meta = {"task": "separation", "sample_rate": config["sample_rate"], "labels": None, "config": config}
+    meta = {"task": "separation", "sample_rate": config["sample_rate"], "labels": None,
+            "config": dict(model.config)}
     return model, meta
 
 
