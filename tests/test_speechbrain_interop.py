@@ -108,9 +108,8 @@ def write_speechbrain_folder(folder: Path, s: dict) -> dict:
     """Write hyperparams.yaml, instantiate it with SpeechBrain, randomise and save the weights."""
     from hyperpyyaml import load_hyperpyyaml
 
-    fmt = {k: v for k, v in s.items()}
-    blocks = (TRANSFORMER if s["block"] == "transformer" else LSTM).format(**fmt)
-    text = TEMPLATE.format(blocks=blocks, **fmt)
+    blocks = (TRANSFORMER if s["block"] == "transformer" else LSTM).format(**s)
+    text = TEMPLATE.format(blocks=blocks, **s)
     (folder / "hyperparams.yaml").write_text(text)
     modules = load_hyperpyyaml(text)
     with torch.no_grad():

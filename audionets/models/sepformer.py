@@ -248,7 +248,7 @@ class DualPathMasker(nn.Module):
 class SepFormer(nn.Module):
     """Dual-path masking separator, ``mix [B, T] -> sources [B, S, T]`` for any T >= 1.
 
-    The defaults are the published WSJ0-2mix SepFormer (25.8M parameters): 256 encoder
+    The defaults are the published WSJ0-2mix SepFormer (25.7M parameters): 256 encoder
     channels, kernel 16 / stride 8, chunks of 250 frames, 2 blocks of 8 intra + 8 inter
     pre-norm transformer layers (8 heads, feed-forward 1024) with positional encoding and a
     skip connection around the intra model.
