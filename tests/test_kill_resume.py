@@ -118,3 +118,24 @@ def test_malicious_checkpoint_is_refused_without_running_code(tmp_path, writer):
     with pytest.raises(CheckpointError, match="refused to load"):
         Trainer(config, resume=True)
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_workers_saves_and_resumes(tmp_path):
+    """``pkill``, systemd and a terminal's Ctrl-C signal every process of the job, DataLoader
+    workers included: the workers must leave the signal to the main process, which saves."""
+    exp = tmp_path / "exp"
+    last = exp / "checkpoints" / "last.pt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audionets", "train", str(RECIPE), f"experiment_dir={exp}", *FAST,
+         "trainer.max_epochs=100000", "trainer.num_workers=1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+    )
+    wait_for_new_checkpoint(last, proc, 0.0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert "checkpoint saved" in stderr
+    assert torch.load(last, map_location="cpu", weights_only=True)["step"] > 0

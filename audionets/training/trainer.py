@@ -70,8 +70,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: derive NumPy/``random`` seeds from the worker's torch seed."""
+def _init_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: leave Ctrl-C / SIGTERM to the main process, which saves a
+    checkpoint and stops the workers (``pkill`` and terminals signal the whole group), and derive
+    NumPy/``random`` seeds from the worker's torch seed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
@@ -345,7 +349,7 @@ class Trainer:
         workers = self.config.trainer.num_workers
         return DataLoader(
             self.datasets[split], batch_size=batch_size, sampler=indices, num_workers=workers,
-            worker_init_fn=_seed_worker if workers else None, generator=generator,
+            worker_init_fn=_init_worker if workers else None, generator=generator,
             pin_memory=self.device.type == "cuda", drop_last=False,
         )
 
