@@ -11,6 +11,13 @@ from typing import Iterator
 from audionets.errors import OutputError
 
 
+def current_umask() -> int:
+    """The process umask (reading it requires setting it, so set it straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success fsync it and rename onto ``path``.
@@ -33,13 +40,12 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
     )
     os.close(fd)
     tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp makes 0600 (and writers may recreate the file): give it the usual permissions
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
         dir_fd = os.open(folder, os.O_RDONLY)
         try:

@@ -19,7 +19,7 @@ HELP = "separate a synthetic two-talker test mixture and plot the result"
 
 # data settings that describe one training run rather than the test distribution
 _NOT_DISTRIBUTION = {"name", "split", "segment_seconds", "dynamic", "num_examples", "root",
-                     "sample_rate", "num_speakers"}
+                     "sample_rate", "num_speakers", "train", "valid", "test"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

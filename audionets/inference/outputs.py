@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from audionets.errors import OutputError
+from audionets.utils import current_umask
 
 
 def separation_names(stem: str, num_sources: int, num_channels: int | None = None) -> list[str]:
@@ -142,9 +143,11 @@ class OutputSet:
             self._cleanup()
             return
         try:
+            mode = 0o666 & ~current_umask()  # not mkstemp's 0600
             for tmp in self._temps:
                 with open(tmp, "rb+") as handle:
                     os.fsync(handle.fileno())
+                os.chmod(tmp, mode)
             for tmp, target in zip(self._temps, self.targets):
                 os.replace(tmp, target)
         except OSError as err:
