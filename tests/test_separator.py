@@ -208,7 +208,11 @@ def model_folder(tmp_path_factory):
     spec = {"name": "sepformer", **TINY}
     model = MODELS.build("sepformer", **TINY)
     meta = hub.ModelMeta(task="separation", sample_rate=RATE, config={
-        "model": spec, "data": {"name": "synth_mix", "segment_seconds": 2.0, "dynamic": True}})
+        "model": spec,
+        # as a training config saves it: per-split settings and the training segment length
+        "data": {"name": "synth_mix", "segment_seconds": 2.0, "dynamic": True,
+                 "num_examples": 800, "valid": {"num_examples": 64}, "test": {"num_examples": 8}},
+    })
     return hub.save_pretrained(model, meta, tmp_path_factory.mktemp("tiny") / "sep")
 
 
