@@ -580,7 +580,8 @@ class Trainer:
         state = self._state()
         best = self.best.add(state, value, int(row["epoch"]), self.monitor)
         if best is not None:
-            log.info("new best %s=%.4f -> %s", self.monitor, value, best)
+            rank = "new best" if best == self.best.best_path() else f"top {self.best.keep}"
+            log.info("%s %s=%.4f -> %s", rank, self.monitor, value, best)
         state["best"] = self.best.entries
         save_checkpoint(state, self.ckpt_dir / LAST)
         assert self.metrics_logger is not None
