@@ -1,9 +1,5 @@
 """Property-based tests (hypothesis) of the metric invariances and the STFT round trip."""
 
-import sys
-import warnings
-
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,24 +7,6 @@ from hypothesis import strategies as st
 from audionets import frontends, metrics
 
 SETTINGS = settings(max_examples=20, deadline=None)
-
-
-@pytest.fixture(autouse=True)
-def _drop_unimportable_lazy_modules():
-    """Let hypothesis run after SpeechBrain was imported in the same process.
-
-    SpeechBrain puts lazy modules in sys.modules (e.g. ``speechbrain.integrations.k2_fsa``)
-    whose attribute access imports an optional dependency and raises ImportError; hypothesis
-    reads ``__file__`` of every module in sys.modules and fails on them. Such placeholders
-    cannot be used anyway, so they are dropped from sys.modules.
-    """
-    with warnings.catch_warnings():  # SpeechBrain's deprecation redirects warn on access
-        warnings.simplefilter("ignore")
-        for name, module in list(sys.modules.items()):
-            try:
-                getattr(module, "__file__", None)
-            except ImportError:
-                del sys.modules[name]
 
 
 def _signals(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
