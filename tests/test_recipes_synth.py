@@ -1,4 +1,4 @@
-"""The synthetic-data recipes (synth_events, autoencoder) train end to end for two steps.
+"""The synthetic-data recipes (synth_sep, synth_events, autoencoder) train end to end for two steps.
 
 The models are shrunk by overrides; everything else (data, loss, optimizer, scheduler) is the
 recipe's own config, so a key the engine or a constructor does not accept fails here.
@@ -22,7 +22,18 @@ COMMON = ["trainer.max_steps=2", "trainer.max_epochs=1", "trainer.batch_size=2",
           "trainer.limit_valid_batches=1", "trainer.progress=false",
           "data.num_examples=4", "data.valid.num_examples=2", "data.test.num_examples=2"]
 
+TINY_SEPFORMER = ["model.encoder_channels=8", "model.d_model=8", "model.nhead=2", "model.d_ffn=16",
+                  "model.chunk_size=10", "model.num_blocks=1", "data.segment_seconds=0.25",
+                  "data.test.segment_seconds=0.3"]
+
 CASES = {
+    "synth_sep/config.yaml": TINY_SEPFORMER,
+    "synth_sep/3spk.yaml": TINY_SEPFORMER,
+    "synth_sep/sepformer_large.yaml": [*TINY_SEPFORMER, "model.intra_layers=1",
+                                       "model.inter_layers=1"],
+    "synth_sep/dprnn.yaml": ["model.encoder_channels=8", "model.d_model=8", "model.num_blocks=1",
+                             "model.lstm_hidden_size=4", "model.chunk_size=10",
+                             "data.segment_seconds=0.25"],
     "synth_events/config.yaml": ["model.channels=[8,8]", "model.frontend.n_mels=16",
                                  "data.segment_seconds=0.25"],
     "synth_events/td_cnn.yaml": ["model.channels=[8,8]", "model.kernel_sizes=[80,3]",
@@ -49,6 +60,8 @@ def test_recipe_trains_two_steps_and_evaluates(recipe, tmp_path):
         assert model.sample_rate == config["sample_rate"] == 16000
     else:
         assert model.sample_rate == config["sample_rate"] == 8000
+    if config["task"] == "separation":
+        assert model.num_sources == config["data"]["num_speakers"]
 
 
 @pytest.mark.parametrize("recipe", sorted(CASES))
@@ -57,5 +70,7 @@ def test_recipe_models_build_at_full_size(recipe):
     spec = dict(config["model"], sample_rate=config["sample_rate"])
     if config["task"] == "classification":
         spec["num_classes"] = 13
+    if config["task"] == "separation":
+        spec["num_sources"] = config["data"]["num_speakers"]
     model = build_model(spec)
     assert sum(p.numel() for p in model.parameters()) > 10_000
