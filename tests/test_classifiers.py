@@ -10,6 +10,7 @@ from torch import nn
 
 from audionets.errors import ConfigError
 from audionets.models import build_model
+from audionets.registry import MODELS
 from audionets.models.classifiers import SelfAttention
 from audionets.nn.activations import activation_names, get_activation
 from audionets.nn.conv import ConvBlock1d
@@ -266,3 +267,27 @@ def test_tiny_tf_cnn_learns_tones_vs_noise():
     with torch.no_grad():
         accuracy = (model(wav).argmax(-1) == labels).float().mean().item()
     assert accuracy >= 0.95
+
+
+@pytest.mark.parametrize("name", ["td_cnn", "tf_cnn"])
+def test_global_pooling_options(name):
+    torch.manual_seed(0)
+    small = {"num_classes": 3, "sample_rate": 8000, "channels": [4, 6]}
+    if name == "td_cnn":
+        small.update(kernel_sizes=[16, 3], strides=[4, 1])
+    wav = torch.randn(2, 4000)
+    pooled = {}
+    for pooling in ("mean", "max", "stats"):
+        torch.manual_seed(0)  # same weights for every pooling
+        model = MODELS.build(name, pooling=pooling, **small).eval()
+        with torch.no_grad():
+            frames = model.blocks(model.input_norm(model.frontend(wav)))  # [B, 6, T'']
+            pooled[pooling] = model.embed(wav)
+        assert model.head.in_features == (12 if pooling == "stats" else 6)
+        assert model(wav).shape == (2, 3)
+    torch.testing.assert_close(pooled["mean"], frames.mean(-1))
+    torch.testing.assert_close(pooled["max"], frames.amax(-1))
+    reference_std = torch.from_numpy(frames.numpy().std(axis=-1))  # NumPy: population std
+    torch.testing.assert_close(pooled["stats"], torch.cat((frames.mean(-1), reference_std), -1))
+    with pytest.raises(ConfigError, match="model.pooling"):
+        MODELS.build(name, pooling="median", **small)

@@ -72,6 +72,21 @@ def build_input_norm(kind: str, channels: int, where: str = "model.input_norm") 
     raise ConfigError(f"unknown {where} {kind!r}; choose one of: {', '.join(INPUT_NORMS)}")
 
 
+POOLINGS = ("mean", "max", "stats")
+
+
+def global_pool(features: torch.Tensor, kind: str) -> torch.Tensor:
+    """Pool ``[B, C, T'']`` over time: ``"mean"``/``"max"`` -> ``[B, C]``; ``"stats"`` -> the
+    mean and standard deviation side by side, ``[B, 2C]`` (x-vector statistics pooling: keeps
+    how much each feature fluctuates, e.g. amplitude modulation, which a mean averages away).
+    """
+    if kind == "mean":
+        return features.mean(dim=-1)
+    if kind == "max":
+        return features.amax(dim=-1)
+    return torch.cat((features.mean(dim=-1), features.std(dim=-1, correction=0)), dim=-1)
+
+
 def _per_layer(value: int | Sequence[int], layers: int, key: str) -> list[int]:
     """Broadcast an int to ``layers`` entries, or check that a list has exactly that many."""
     if isinstance(value, (list, tuple)):
@@ -92,7 +107,7 @@ def _check_common(num_classes: int, sample_rate: int) -> None:
 
 
 class _ConvClassifier(nn.Module):
-    """Front-end, input norm, a stack of :class:`ConvBlock1d`, global average pooling, linear.
+    """Front-end, input norm, a stack of :class:`ConvBlock1d`, global pooling, linear.
 
     Shapes: ``wav[B, T] -> features[B, F, T'] -> [B, channels[-1], T''] -> logits[B, C]``.
     """
@@ -112,9 +127,14 @@ class _ConvClassifier(nn.Module):
         dropout: float,
         activation: str,
         input_norm: str,
+        pooling: str,
     ) -> None:
         super().__init__()
         _check_common(num_classes, sample_rate)
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: "
+                              f"{', '.join(POOLINGS)}")
+        self.pooling = pooling
         if not isinstance(channels, (list, tuple)) or not channels:
             raise ConfigError("model.channels must be a non-empty list of ints, e.g. [64, 128]")
         layers = len(channels)
@@ -136,12 +156,14 @@ class _ConvClassifier(nn.Module):
             ))
             in_channels = int(out_channels)
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(in_channels, self.num_classes)
+        pooled = 2 * in_channels if pooling == "stats" else in_channels
+        self.head = nn.Linear(pooled, self.num_classes)
 
     def embed(self, wav: torch.Tensor) -> torch.Tensor:
-        """``wav[B, T] -> [B, channels[-1]]``: the pooled features the linear head sees."""
+        """``wav[B, T] -> [B, D]``: the pooled features the linear head sees (D is
+        ``channels[-1]``, doubled for ``pooling="stats"``)."""
         features = self.input_norm(self.frontend(wav))
-        return self.blocks(features).mean(dim=-1)
+        return global_pool(self.blocks(features), self.pooling)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
@@ -155,7 +177,8 @@ class TimeDomainCNN(_ConvClassifier):
 
     ``wav[B, T] -> [B, 1, T]`` (waveform front-end) ``->`` a wide strided first Conv1d
     (kernel 80, stride 4: ~10 ms receptive field at 8 kHz, 5 ms at 16 kHz) ``->`` blocks of
-    Conv1d + BN + activation + max pooling ``->`` global average pooling ``-> logits[B, C]``.
+    Conv1d + BN + activation + max pooling ``->`` global pooling (``pooling``, mean by
+    default) ``-> logits[B, C]``.
 
     Args:
         num_classes: number of classes C.
@@ -169,6 +192,8 @@ class TimeDomainCNN(_ConvClassifier):
         activation: activation name (see :mod:`audionets.nn.activations`).
         input_norm: ``"none"``, ``"batch"`` or ``"instance"`` normalisation of the front-end
             output per channel (see :func:`build_input_norm`).
+        pooling: global pooling over time, ``"mean"``, ``"max"`` or ``"stats"`` (mean and
+            standard deviation, see :func:`global_pool`).
     """
 
     def __init__(
@@ -186,11 +211,12 @@ class TimeDomainCNN(_ConvClassifier):
         dropout: float = 0.0,
         activation: str = "relu",
         input_norm: str = "none",
+        pooling: str = "mean",
     ) -> None:
         super().__init__(
             frontend if frontend is not None else {"name": "waveform"}, num_classes,
             sample_rate, channels, kernel_sizes, strides, pool, groups, batch_norm, residual,
-            dropout, activation, input_norm,
+            dropout, activation, input_norm, pooling,
         )
 
 
@@ -200,7 +226,7 @@ class TimeFrequencyCNN(_ConvClassifier):
 
     ``wav[B, T] -> features[B, F, T']`` (log-mel or STFT front-end) ``->`` per-bin input
     normalisation ``->`` blocks of Conv1d over frames + BN + activation + max pooling ``->``
-    global average pooling over frames ``-> logits[B, C]``. The first convolution mixes all F
+    global pooling over frames ``-> logits[B, C]``. The first convolution mixes all F
     bins, so the network is translation-invariant in time but not in frequency.
 
     Args: as :class:`TimeDomainCNN`; a list-valued option must have one entry per
@@ -223,11 +249,12 @@ class TimeFrequencyCNN(_ConvClassifier):
         dropout: float = 0.1,
         activation: str = "relu",
         input_norm: str = "batch",
+        pooling: str = "mean",
     ) -> None:
         super().__init__(
             frontend if frontend is not None else {"name": "logmel"}, num_classes, sample_rate,
             channels, kernel_sizes, strides, pool, groups, batch_norm, residual, dropout,
-            activation, input_norm,
+            activation, input_norm, pooling,
         )
 
 
