@@ -13,20 +13,10 @@ import argparse
 import json
 import warnings
 
-from audionets.cli.separate import report, warn
+from audionets.cli._shared import number, report, warn
 
 HELP = "classify audio files with a trained classifier"
 
-
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, metavar="NAME|DIR|HUB_ID",
                         help="shipped model name, model or experiment folder, or hub id "
                              "(default: cnn-synth-events)")
-    parser.add_argument("--top-k", type=positive_int, default=5, metavar="K",
+    parser.add_argument("--top-k", type=number(int, 1), default=5, metavar="K",
                         help="number of classes to print per file (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per file (JSON Lines)")

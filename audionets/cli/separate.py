@@ -10,31 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from pathlib import Path
+
+from audionets.cli._shared import number, report, warn
 
 HELP = "separate speech mixtures into one WAV file per speaker"
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=None, metavar="DIR",
                         help="folder for the outputs, created if missing (default: each "
                              "input's folder); outputs are <stem>_s1.wav, <stem>_s2.wav, ...")
-    parser.add_argument("--chunk-seconds", type=positive_float, default=10.0, metavar="S",
+    parser.add_argument("--chunk-seconds", type=number(float, 0, inclusive=False), default=10.0,
+                        metavar="S",
                         help="longer inputs are separated in overlapping chunks of S seconds "
                              "with bounded memory (default: 10)")
-    parser.add_argument("--overlap-seconds", type=non_negative_float, default=1.0, metavar="S",
+    parser.add_argument("--overlap-seconds", type=number(float, 0), default=1.0, metavar="S",
                         help="overlap between chunks, at most half a chunk (default: 1)")
     parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
                         help="device to run the model on (default: cpu)")
@@ -62,22 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "instead of averaging the channels first")
 
 
-def report(command: str, file: str, err: Exception) -> None:
-    """Print ``audionets COMMAND: error: FILE: PROBLEM`` as one line on stderr."""
-    message = " ".join(str(err).split("\n"))
-    if not (message.startswith(str(file)) or message.startswith(str(Path(file)))):
-        message = f"{file}: {message}"
-    print(f"audionets {command}: error: {message}", file=sys.stderr)
-
-
-def warn(command: str, file: str, caught: list) -> None:
-    """Print the UserWarnings about ``file`` as ``audionets COMMAND: warning: ...`` lines."""
-    for item in caught:
-        text = str(item.message)
-        if issubclass(item.category, UserWarning) and (
-            text.startswith(str(file)) or text.startswith(str(Path(file)))
-        ):
-            print(f"audionets {command}: warning: {text}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,44 @@
+"""Helpers shared by the per-file commands (``separate``, ``classify``): argument types and
+the one-line error and warning reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+
+def number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str], float]:
+    """argparse type: a ``kind`` (int or float) ``>= minimum`` (``> minimum`` if not inclusive)."""
+    name = "an integer" if kind is int else "a number"
+    relation = ">=" if inclusive else ">"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
+        if value < minimum or (not inclusive and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text} must be {relation} {minimum:g}")
+        return value
+
+    return parse
+
+
+def report(command: str, file: str, err: Exception) -> None:
+    """Print ``audionets COMMAND: error: FILE: PROBLEM`` as one line on stderr."""
+    message = " ".join(str(err).split("\n"))
+    if not (message.startswith(str(file)) or message.startswith(str(Path(file)))):
+        message = f"{file}: {message}"
+    print(f"audionets {command}: error: {message}", file=sys.stderr)
+
+
+def warn(command: str, file: str, caught: list) -> None:
+    """Print the UserWarnings about ``file`` as ``audionets COMMAND: warning: ...`` lines."""
+    for item in caught:
+        text = str(item.message)
+        if issubclass(item.category, UserWarning) and (
+            text.startswith(str(file)) or text.startswith(str(Path(file)))
+        ):
+            print(f"audionets {command}: warning: {text}", file=sys.stderr)
