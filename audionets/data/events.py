@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from audionets.data.speech import speaker_pool, split_code, synthesize_utterance
+from audionets.data.speech import (
+    check_segment_seconds, example_count, speaker_pool, split_code, synthesize_utterance,
+)
 from audionets.data.transforms import colored_noise
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
@@ -172,12 +174,8 @@ class SynthEvents(torch.utils.data.Dataset):
         self.sample_rate = int(sample_rate)
         if self.sample_rate < 4000:
             raise ConfigError(f"data.sample_rate: {sample_rate} Hz is too low; use >= 4000")
-        if segment_seconds is not None and segment_seconds <= 0:
-            raise ConfigError(f"data.segment_seconds: {segment_seconds} must be > 0 or null")
-        self.segment_seconds = segment_seconds
-        self.num_examples = _DEFAULT_EXAMPLES[split] if num_examples is None else int(num_examples)
-        if self.num_examples <= 0:
-            raise ConfigError(f"data.num_examples: {self.num_examples} must be > 0")
+        self.segment_seconds = check_segment_seconds(segment_seconds)
+        self.num_examples = example_count(num_examples, _DEFAULT_EXAMPLES, split)
         self.seed = int(seed)
         self.background_snr_db = None if background_snr_db is None else _pair(
             background_snr_db, "background_snr_db")

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from audionets.data.speech import speaker_pool, split_code, synthesize_utterance
+from audionets.data.speech import (
+    check_segment_seconds, example_count, speaker_pool, split_code, synthesize_utterance,
+)
 from audionets.data.transforms import colored_noise
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
@@ -96,12 +98,8 @@ class SynthMix(torch.utils.data.Dataset):
             raise ConfigError(f"data.num_speakers: {num_speakers} must be >= 1")
         self.num_speakers = int(num_speakers)
         self.sample_rate = int(sample_rate)
-        if segment_seconds is not None and segment_seconds <= 0:
-            raise ConfigError(f"data.segment_seconds: {segment_seconds} must be > 0 or null")
-        self.segment_seconds = segment_seconds
-        self.num_examples = _DEFAULT_EXAMPLES[split] if num_examples is None else int(num_examples)
-        if self.num_examples <= 0:
-            raise ConfigError(f"data.num_examples: {self.num_examples} must be > 0")
+        self.segment_seconds = check_segment_seconds(segment_seconds)
+        self.num_examples = example_count(num_examples, _DEFAULT_EXAMPLES, split)
         self.seed = int(seed)
         self.noise_snr_db = _range(noise_snr_db, "noise_snr_db")
         types = [noise_type] if isinstance(noise_type, str) else list(noise_type)

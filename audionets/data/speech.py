@@ -132,6 +132,21 @@ def split_code(split: str) -> int:
             f"data.split: unknown split {split!r}; use train, valid or test") from None
 
 
+def check_segment_seconds(segment_seconds: float | None) -> float | None:
+    """``data.segment_seconds`` of the synthetic datasets: a positive length or None."""
+    if segment_seconds is not None and segment_seconds <= 0:
+        raise ConfigError(f"data.segment_seconds: {segment_seconds} must be > 0 or null")
+    return segment_seconds
+
+
+def example_count(num_examples: int | None, defaults: dict[str, int], split: str) -> int:
+    """``data.num_examples`` of the synthetic datasets, or the split's default; must be > 0."""
+    count = defaults[split] if num_examples is None else int(num_examples)
+    if count <= 0:
+        raise ConfigError(f"data.num_examples: {count} must be > 0")
+    return count
+
+
 def _stft_sizes(sample_rate: int) -> tuple[int, int, int]:
     """(n_fft, win_length, hop) for ~32 ms windows; n_fft = 2 * window leaves room for tails."""
     win = 1 << int(round(np.log2(0.032 * sample_rate)))
@@ -379,11 +394,9 @@ class SynthSpeech(torch.utils.data.Dataset):
         self.split = split
         self.code = split_code(split)
         self.sample_rate = int(sample_rate)
-        self.segment_seconds = segment_seconds
-        defaults = {"train": 2000, "valid": 200, "test": 200}
-        self.num_examples = defaults[split] if num_examples is None else int(num_examples)
-        if self.num_examples <= 0:
-            raise ConfigError(f"data.num_examples: {self.num_examples} must be > 0")
+        self.segment_seconds = check_segment_seconds(segment_seconds)
+        self.num_examples = example_count(
+            num_examples, {"train": 2000, "valid": 200, "test": 200}, split)
         self.seed = int(seed)
         self.speakers = speaker_pool(split, self.seed, num_speakers)
         self.duration_range = tuple(float(x) for x in duration_range)
