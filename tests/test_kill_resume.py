@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from audionets.errors import CheckpointError
+from audionets.training import trainer as trainer_module
 from audionets.training.checkpoints import load_checkpoint
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
@@ -139,3 +140,31 @@ def test_sigterm_to_the_whole_process_group_with_workers_saves_and_resumes(tmp_p
     assert "Traceback" not in stderr
     assert "checkpoint saved" in stderr
     assert torch.load(last, map_location="cpu", weights_only=True)["step"] > 0
+
+
+class _WorkerSignalState(torch.utils.data.Dataset):
+    """Each item: is SIGTERM ignored, and is it still blocked, inside the worker."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        blocked = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        return torch.tensor([signal.getsignal(signal.SIGTERM) == signal.SIG_IGN, blocked])
+
+
+def _signalled_at_birth(worker_id: int) -> None:
+    """A group-wide SIGTERM that reaches a worker before ``_init_worker`` has run."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    trainer_module._init_worker(worker_id)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_worker_signalled_before_its_init_survives_and_ends_up_ignoring_the_signal():
+    """The window between a worker's fork and its ``worker_init_fn`` (where CI once lost a worker
+    to ``pkill``): the signal waits, blocked, and is discarded once the worker ignores it."""
+    loader = torch.utils.data.DataLoader(_WorkerSignalState(), batch_size=1, num_workers=1,
+                                         worker_init_fn=_signalled_at_birth)
+    states = torch.cat(list(trainer_module._iterate(loader)))
+    assert states.tolist() == [[True, False], [True, False]]
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # main: unblocked

@@ -70,15 +70,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _init_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: leave Ctrl-C / SIGTERM to the main process, which saves a
     checkpoint and stops the workers (``pkill`` and terminals signal the whole group), and derive
-    NumPy/``random`` seeds from the worker's torch seed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    NumPy/``random`` seeds from the worker's torch seed.
+
+    The worker starts with both signals blocked (see :func:`_iterate`); one that arrived since is
+    discarded when it is ignored here, before they are unblocked."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+
+
+def _iterate(loader: DataLoader) -> Iterator:
+    """``iter(loader)`` with Ctrl-C / SIGTERM held back while its worker processes start.
+
+    A worker inherits the blocked mask, so a signal sent to the whole process group cannot kill it
+    before :func:`_init_worker` ignores it; the main process gets the signal as soon as the
+    workers have started, and saves a checkpoint.
+    """
+    if not loader.num_workers or not hasattr(signal, "pthread_sigmask"):
+        return iter(loader)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -428,7 +452,7 @@ class Trainer:
         bar = _progress(total, f"epoch {self.epoch + 1}/{trainer.max_epochs}",
                         trainer.progress and self.dist.is_main)
         self.optimizer.zero_grad(set_to_none=True)
-        for index, batch in enumerate(loader):
+        for index, batch in enumerate(_iterate(loader)):
             batch = _to_device(batch, self.device)
             done_in_epoch = self.batch_in_epoch + index + 1
             update = done_in_epoch % trainer.accumulate == 0 or index == total - 1
@@ -498,7 +522,7 @@ class Trainer:
         count = torch.zeros((), dtype=torch.float64, device=self.device)
         loader = self._loader(split, 0)
         bar = _progress(len(loader), split, self.config.trainer.progress and self.dist.is_main)
-        for batch in loader:
+        for batch in _iterate(loader):
             batch = _to_device(batch, self.device)
             with self._autocast():
                 _, metrics = self.task.step(model, batch)
