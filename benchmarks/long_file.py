@@ -42,10 +42,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from _common import PUBLISHED, peak_memory_mib
+
 RATE = 8000
-#: The published WSJ0-2mix SepFormer (also ``audionets`` ``sepformer`` defaults).
-FULL = dict(encoder_channels=256, d_model=256, chunk_size=250, num_blocks=2, intra_layers=8,
-            inter_layers=8, nhead=8, d_ffn=1024)
 #: A small architecture for smoke runs (same structure, far fewer layers and channels).
 QUICK = dict(encoder_channels=64, d_model=64, chunk_size=250, num_blocks=1, intra_layers=1,
              inter_layers=1, nhead=4, d_ffn=128)
@@ -71,14 +71,11 @@ def write_input(path: Path, seconds: float, block_seconds: float = 60.0) -> None
 
 
 def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return peak_memory_mib(torch.device("cpu"))
 
 
 def worker_ours(path: Path, arch: dict, chunk_seconds: float) -> dict:
     import soundfile as sf
-    import torch
 
     import audionets.models  # noqa: F401
     from audionets.inference import Separator
@@ -106,7 +103,6 @@ def worker_speechbrain(path: Path, arch: dict, memory_gb: float) -> dict:
     limit = int(memory_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import soundfile as sf
-    import torch
     from speechbrain.lobes.models.dual_path import (
         Decoder, Dual_Path_Model, Encoder, SBTransformerBlock,
     )
@@ -147,7 +143,6 @@ def worker_speechbrain(path: Path, arch: dict, memory_gb: float) -> dict:
 def quality(model: str, seconds: float, chunk_list: list[float]) -> None:
     """Print SI-SNRi of whole-file vs. chunked separation of one long test mixture."""
     import soundfile as sf
-    import torch
 
     import audionets.data  # noqa: F401  (registers the datasets)
     from audionets import metrics
@@ -229,15 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", choices=["ours", "speechbrain"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    arch = QUICK if args.quick else FULL
+    arch = QUICK if args.quick else PUBLISHED
     if args.quality:
         quality(args.quality, args.quality_seconds, [10.0, 4.0, 2.0])
         return 0
 
     if args.worker:
         if args.threads:
-            import torch
-
             torch.set_num_threads(args.threads)
         if args.worker == "ours":
             report = worker_ours(args.file, arch, args.chunk_seconds)

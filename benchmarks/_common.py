@@ -1,0 +1,108 @@
+"""What the SepFormer benchmarks share: runtime options, the published model as a SpeechBrain
+folder, peak memory, and fresh worker subprocesses (so that each peak memory is its own).
+
+A benchmark script is its own worker: the parent builds the inputs, then runs
+``python SCRIPT --worker VARIANT ...`` once per variant with :func:`run_worker`, which passes the
+runtime options on and reads the worker's report, the last line of its stdout, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+#: The published WSJ0-2mix SepFormer (also the defaults of audionets' ``sepformer``).
+PUBLISHED = dict(encoder_channels=256, d_model=256, chunk_size=250, num_blocks=2, intra_layers=8,
+                 inter_layers=8, nhead=8, d_ffn=1024)
+
+
+def add_runtime_args(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--omp-wait-policy``, ``--device`` and ``--precision``."""
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    parser.add_argument(
+        "--omp-wait-policy", choices=["PASSIVE", "ACTIVE", "default"], default="PASSIVE",
+        help="OMP_WAIT_POLICY of the workers; PASSIVE stops idle OpenMP threads from spinning, "
+             "which on a shared, loaded machine makes every model ~2x faster and the timings "
+             "repeatable (default: %(default)s)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: run the forward under torch.autocast(bfloat16)")
+
+
+def runtime_argv(args: argparse.Namespace) -> list[str]:
+    """The runtime options of ``args`` as command-line arguments for a worker."""
+    return ["--threads", str(args.threads), "--omp-wait-policy", args.omp_wait_policy,
+            "--device", args.device, "--precision", args.precision]
+
+
+def describe(args: argparse.Namespace) -> str:
+    """One line naming the runtime: torch, device, precision, threads."""
+    where = (torch.cuda.get_device_name() if args.device == "cuda" and torch.cuda.is_available()
+             else f"CPU, {args.threads} threads, OMP_WAIT_POLICY={args.omp_wait_policy}")
+    return f"torch {torch.__version__}, {where}, {args.precision}"
+
+
+def setup_worker(args: argparse.Namespace) -> torch.device:
+    """Fix the thread count and check the device in a worker; returns the device."""
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is available here")
+    return torch.device(args.device)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to bfloat16 for ``precision == "bf16"``, else nothing."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a wall-clock time covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak CUDA memory allocated on ``device``, or the process's peak RSS on CPU (MiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def memory_label(args: argparse.Namespace) -> str:
+    return "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
+
+
+def build_published_folder(folder: Path, seed: int) -> None:
+    """A published-architecture SepFormer with random weights, saved as a SpeechBrain folder
+    (``hyperparams.yaml`` + ``encoder/masknet/decoder.ckpt``) that both implementations load."""
+    from audionets.interop.speechbrain import save_sepformer_folder
+    from audionets.models.sepformer import SepFormer
+
+    torch.manual_seed(seed)
+    save_sepformer_folder(SepFormer(**PUBLISHED).eval(), folder)
+
+
+def run_worker(script: str, variant: str, worker_argv: list[str],
+               args: argparse.Namespace) -> dict:
+    """Run ``python script --worker variant ...`` in a fresh interpreter; its JSON report."""
+    command = [sys.executable, script, "--worker", variant, *worker_argv, *runtime_argv(args)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONWARNINGS="ignore")
+    if args.omp_wait_policy != "default":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f"{variant} worker failed (exit {result.returncode}):\n"
+                         f"{result.stderr[-3000:]}")
+    return json.loads(lines[-1])
