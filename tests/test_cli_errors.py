@@ -470,3 +470,20 @@ def test_debug_lets_the_exception_through(models, tmp_path):
     with pytest.raises(CheckpointError, match="weights file missing"):
         main(["--debug", "classify", str(_good(tmp_path)), "--model",
               str(models["clf_missing_weights"])])
+
+
+def test_overrides_go_before_or_after_options_and_unknown_words_are_refused(capsys):
+    from audionets.cli import build_parser, parse_args
+
+    parser = build_parser()
+    args = parse_args(parser, ["train", "c.yaml", "a=1", "--resume", "b=2", "c.d=[1, 2]"])
+    assert args.resume and args.overrides == ["a=1", "b=2", "c.d=[1, 2]"]
+    args = parse_args(parser, ["evaluate", "m", "--data", "c.yaml", "data.x=1", "--limit", "3",
+                               "data.y=2"])
+    assert args.overrides == ["data.x=1", "data.y=2"] and args.limit == 3
+    for argv in (["train", "c.yaml", "--resume", "--bogus"], ["train", "c.yaml", "--resume", "x"],
+                 ["separate", "a.wav", "--device", "cpu", "k=v"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(parser, argv)
+        assert exit_info.value.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err

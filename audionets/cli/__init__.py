@@ -4,6 +4,9 @@ Each subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` an
 ``run(args) -> int`` (the exit status). Modules import heavy dependencies inside ``run`` so
 that ``audionets --help`` stays fast.
 
+A subcommand with an ``overrides`` positional (``key=value`` words) takes them anywhere on its
+command line, before or after its options (``train CONFIG --resume a=1 b=2``).
+
 Errors a user can fix (:class:`~audionets.errors.AudionetsError`) are printed as one line on
 stderr with a non-zero exit status; ``--debug`` shows the full traceback instead.
 """
@@ -41,10 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that ``key=value`` words after a subcommand's options join
+    its ``overrides`` (argparse stops filling a subcommand's positionals at its first option)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all(
+            "=" in word and not word.startswith("-") for word in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``audionets`` and ``python -m audionets``; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     try:
         return int(args._run(args) or 0)
     except AudionetsError as err:

@@ -35,9 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sdr", action="store_true",
                         help="separation: skip BSS Eval SDR/SDRi (the slow part)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    from audionets.cli.train import allow_intermixed
-
-    allow_intermixed(parser)
 
 
 def _outputs(args: argparse.Namespace):

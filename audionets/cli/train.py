@@ -24,23 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides, e.g. trainer.max_epochs=3 data.root=/data/x")
     parser.add_argument("--resume", action="store_true",
                         help="continue from experiment_dir/checkpoints/last.pt")
-    allow_intermixed(parser)
-
-
-def allow_intermixed(parser: argparse.ArgumentParser) -> None:
-    """Let ``key=value`` positionals come before and after options (``X --resume a=1 b=2``).
-
-    A subcommand parser is run by ``parse_known_args``, which stops filling positionals at the
-    first option; this makes that one parser use ``parse_known_intermixed_args`` instead.
-    """
-    def parse(args=None, namespace=None):
-        del parser.parse_known_args  # the intermixed parser calls the class's method inside
-        try:
-            return parser.parse_known_intermixed_args(args, namespace)
-        finally:
-            parser.parse_known_args = parse  # type: ignore[method-assign]
-
-    parser.parse_known_args = parse  # type: ignore[method-assign]
 
 
 def run(args: argparse.Namespace) -> int:
