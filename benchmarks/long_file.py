@@ -25,9 +25,9 @@ pass over the whole mixture vs. ``separate_file`` with 10 s, 4 s and 2 s chunks 
 permutation for the whole file, so a speaker jumping between outputs lowers the score), and
 the share of 1-second windows whose best local assignment differs from the global one.
 
-Cost: the published architecture needs about 1 TFLOP per 10 s chunk, i.e. roughly 20 s per
-chunk on one CPU core, so the full run (1 + 10 minutes, 74 chunks) takes 15-30 minutes on an
-idle 2-core machine, and ``--hours 2`` with it several hours: use ``--quick --hours 2`` for the
+Cost: the published architecture needs about 1 s of compute per second of audio on 2 idle
+cores, so the full run (1 + 10 minutes of audio) takes about 12 minutes there, and
+``--hours 2`` with it over two hours: use ``--quick --hours 2`` for the
 bounded-memory check of very long files (about 7 minutes).
 """
 
