@@ -219,6 +219,39 @@ def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):
         Trainer(make_config(tmp_path, "model.hidden=16"), resume=True)
 
 
+def test_init_from_starts_from_given_weights_and_refuses_what_does_not_fit(tmp_path, caplog):
+    from audionets.hub import load_model
+
+    train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.test=false", name="first"))
+    source, _ = load_model(tmp_path / "first")  # its best checkpoint
+    init = f"init_from={tmp_path / 'first'}"
+    fresh = Trainer(make_config(tmp_path, init, name="second"))
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(fresh.model.state_dict()[key], value, rtol=0, atol=0)
+    random_init = Trainer(make_config(tmp_path, name="third")).model.state_dict()
+    assert not torch.equal(random_init["net.0.weight"], source.state_dict()["net.0.weight"])
+
+    # --resume continues its own weights, whatever init_from says
+    train(make_config(tmp_path, init, "trainer.max_epochs=1", "trainer.test=false",
+                      name="second"))
+    last = load_checkpoint(tmp_path / "second/checkpoints/last.pt")["model"]
+    resumed = Trainer(make_config(tmp_path, init, "trainer.max_epochs=2", name="second"),
+                      resume=True)
+    assert torch.equal(resumed.model.state_dict()["net.0.weight"], last["net.0.weight"])
+    assert not torch.equal(last["net.0.weight"], source.state_dict()["net.0.weight"])
+
+    with caplog.at_level("WARNING", logger="audionets.train"):
+        Trainer(make_config(tmp_path, init, "model.dropout=0.5", name="seventh"))
+    assert "differs from this config in model.dropout=0.0" in caplog.text
+
+    with pytest.raises(CheckpointError, match=r"init_from=.*'net.0.weight' has shape \(8, 2\)"):
+        Trainer(make_config(tmp_path, init, "model.hidden=16", name="fourth"))
+    with pytest.raises(ConfigError, match="a separation model cannot initialise a classification"):
+        Trainer(make_config(tmp_path, "init_from=sepformer-synth-2spk", name="fifth"))
+    with pytest.raises(CheckpointError, match="no-such-model: no such file"):
+        Trainer(make_config(tmp_path, "init_from=no-such-model", name="sixth"))
+
+
 def test_bad_monitor_and_mismatched_classes(tmp_path):
     with pytest.raises(ConfigError, match="trainer.monitor: 'valid_si_snri' is not a metric"):
         Trainer(make_config(tmp_path, "trainer.monitor=valid_si_snri"))

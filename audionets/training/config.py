@@ -126,6 +126,10 @@ class Config:
     experiment_dir: str = "exp/default"
     seed: int = 0
     sample_rate: int | None = None
+    #: start from the weights of this model (a shipped model name, a model folder, an experiment,
+    #: a checkpoint, a SpeechBrain folder or a hub id) instead of a random initialisation; its
+    #: architecture must be the one ``model`` builds. Ignored by ``--resume``.
+    init_from: str | None = None
     loss: dict[str, Any] = field(default_factory=dict)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)

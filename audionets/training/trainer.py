@@ -174,6 +174,36 @@ def build_model(config: Config) -> nn.Module:
     return MODELS.build(spec.pop("name"), _where="model", **spec)
 
 
+def init_weights(model: nn.Module, config: Config) -> None:
+    """Copy the weights of ``config.init_from`` (any source :func:`hub.load_model` reads) into
+    ``model``; CheckpointError naming the first weight that does not fit."""
+    from audionets import hub
+
+    source, meta = hub.load_model(config.init_from)
+    where = f"init_from={config.init_from}"
+    if meta.task != config.task:
+        raise ConfigError(f"{where}: a {meta.task} model cannot initialise a {config.task} run; "
+                          "point init_from at a model of the same task")
+    hub.load_weights(model, source.state_dict(), where)
+    differing = _differing_arguments(meta.config["model"], config.model)
+    if differing:  # same weight shapes, different computation (e.g. norm_before): allowed
+        log.warning("%s: the source model differs from this config in %s", where,
+                    ", ".join(differing))
+    log.info("initialised the model from %s", meta.source)
+
+
+def _differing_arguments(source: dict[str, Any], target: dict[str, Any]) -> list[str]:
+    """``model.KEY=source value`` for each constructor argument the two model configs set
+    differently (defaults filled in from the constructor's signature)."""
+    if source.get("name") != target.get("name"):
+        return [f"model.name={source.get('name')}"]
+    params = inspect.signature(MODELS.get(target["name"])).parameters
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    keys = sorted((set(source) | set(target)) - {"name"})
+    return [f"model.{k}={source.get(k, defaults.get(k))!r}" for k in keys
+            if source.get(k, defaults.get(k)) != target.get(k, defaults.get(k))]
+
+
 def resolve_monitor(config: Config, task: Task) -> tuple[str, str]:
     """The monitored validation metric and its mode (``max``/``min``), checked against the task."""
     monitor = config.trainer.monitor or task.default_monitor
@@ -284,6 +314,8 @@ class Trainer:
         self.datasets = {split: build_dataset(config, split) for split in SPLITS[:2]}
         self._resolve_labels()
         self.model = build_model(config).to(self.device)
+        if config.init_from is not None and not resume:
+            init_weights(self.model, config)
         self.train_model: nn.Module = self.model
         if self.dist.enabled:
             self.train_model = nn.parallel.DistributedDataParallel(
