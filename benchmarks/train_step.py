@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     add_runtime_args(parser)
     parser.add_argument("--quick", action="store_true", help="0.5 s inputs, 1 step")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS[1:], default=list(VARIANTS[1:]),
+                        help="our variants to time against SpeechBrain (default: all)")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -134,18 +136,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build_published_folder(folder, args.seed)
-        reports: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+        variants = ["speechbrain", *args.variants]
+        reports: dict[str, list[dict]] = {v: [] for v in variants}
         worker_argv = ["--folder", str(folder), "--seconds", str(args.seconds), "--batch",
                        str(args.batch), "--warmup", str(args.warmup), "--runs", str(args.runs)]
         for _ in range(args.rounds):
-            for variant in VARIANTS:
+            for variant in variants:
                 reports[variant].append(run_worker(__file__, variant, worker_argv, args))
-    median = {v: statistics.median(t for r in reports[v] for t in r["times"]) for v in VARIANTS}
-    peak = {v: max(r["peak_mib"] for r in reports[v]) for v in VARIANTS}
-    step = {v: max(r["peak_mib"] - r["built_mib"] for r in reports[v]) for v in VARIANTS}
+    median = {v: statistics.median(t for r in reports[v] for t in r["times"]) for v in variants}
+    peak = {v: max(r["peak_mib"] for r in reports[v]) for v in variants}
+    step = {v: max(r["peak_mib"] - r["built_mib"] for r in reports[v]) for v in variants}
     print(f"  {'model':20s} {'median s':>9s} {'speed vs SB':>11s} {memory_label(args):>13s} "
           f"{'step memory MiB':>16s} {'vs SB':>6s}  first losses")
-    for v in VARIANTS:
+    for v in variants:
         losses = ", ".join(f"{x:.3f}" for x in reports[v][0]["losses"][:3])
         print(f"  {v:20s} {median[v]:9.3f} {median['speechbrain'] / median[v]:10.2f}x {peak[v]:13.0f} "
               f"{step[v]:16.0f} {step[v] / step['speechbrain']:5.2f}x  {losses}")

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from audionets.errors import ConfigError
-from audionets.nn.attention import TransformerEncoder
+from audionets.nn.attention import TransformerEncoder, add_residual
 from audionets.nn.chunking import overlap_add, segment
 from audionets.registry import MODELS
 
@@ -141,7 +141,7 @@ class DualPathBlock(nn.Module):
             intra = self.intra_linear(intra)
         intra = self.intra_norm(intra.view(batch, num_chunks, chunk_size, channels))
         if self.skip_around_intra:
-            intra = intra.add_(x)  # in place into the fresh norm output
+            intra = add_residual(intra, x)
         # the one layout copy of the block: [B, S, K, N] -> [B * K, S, N], contiguous
         inter = intra.transpose(1, 2).contiguous().view(batch * chunk_size, num_chunks, channels)
         inter = self.inter(inter)
