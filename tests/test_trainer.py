@@ -248,7 +248,7 @@ def test_init_from_starts_from_given_weights_and_refuses_what_does_not_fit(tmp_p
         Trainer(make_config(tmp_path, init, "model.hidden=16", name="fourth"))
     with pytest.raises(ConfigError, match="a separation model cannot initialise a classification"):
         Trainer(make_config(tmp_path, "init_from=sepformer-synth-2spk", name="fifth"))
-    with pytest.raises(CheckpointError, match="no-such-model: no such file"):
+    with pytest.raises(CheckpointError, match="^init_from: no-such-model: no such file"):
         Trainer(make_config(tmp_path, "init_from=no-such-model", name="sixth"))
 
 

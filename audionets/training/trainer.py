@@ -179,7 +179,10 @@ def init_weights(model: nn.Module, config: Config) -> None:
     ``model``; CheckpointError naming the first weight that does not fit."""
     from audionets import hub
 
-    source, meta = hub.load_model(config.init_from)
+    try:
+        source, meta = hub.load_model(config.init_from)
+    except CheckpointError as err:  # say which config key named the unusable source
+        raise CheckpointError(f"init_from: {err}") from None
     where = f"init_from={config.init_from}"
     if meta.task != config.task:
         raise ConfigError(f"{where}: a {meta.task} model cannot initialise a {config.task} run; "
