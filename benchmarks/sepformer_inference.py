@@ -7,9 +7,9 @@
 Both models get the same random weights in the published WSJ0-2mix architecture: we build
 our model, export it as a SpeechBrain folder (``save_sepformer_folder``), and SpeechBrain loads
 that folder with its own ``SepformerSeparation.from_hparams`` while we load it with
-``load_sepformer_folder``. Timed calls are ``SepformerSeparation.separate_batch`` and our
-``model(mix)``, both under ``torch.inference_mode()`` (and ``torch.autocast`` for bf16), batch 1.
-The int8 variant (``quantize_dynamic_int8``) is CPU-only.
+``Separator.from_pretrained`` (on CPU: oneDNN pre-packed linear weights). Timed calls are the
+two ``separate_batch`` methods, both under ``torch.inference_mode()`` (and ``torch.autocast``
+for bf16), batch 1. The int8 variant (``quantize="int8"``) is CPU-only.
 
 Every model runs in its own fresh subprocess (so its peak memory is its own: the process only
 imports, loads the model and separates), after ``--warmup`` calls, ``--runs`` timed calls.
@@ -44,14 +44,10 @@ def load_variant(variant: str, folder: Path, device: torch.device):
             source=str(folder), savedir=str(folder / "sb_savedir"),
             run_opts={"device": str(device)})
         return separator.separate_batch
-    from audionets.interop.speechbrain import load_sepformer_folder
-    from audionets.nn.quantization import quantize_dynamic_int8
+    from audionets import Separator
 
-    model, _ = load_sepformer_folder(folder)
-    model = model.to(device)
-    if variant == "ours-int8":
-        model = quantize_dynamic_int8(model)
-    return lambda mix: model(mix).transpose(1, 2)
+    quantize = "int8" if variant == "ours-int8" else None
+    return Separator.from_pretrained(folder, device=str(device), quantize=quantize).separate_batch
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ from torch import nn
 import audionets.models  # noqa: F401  (registers the models)
 from audionets.errors import AudioError, OutputError
 from audionets.inference import Separator
+from audionets.nn.prepack import prepack_available
 from audionets.registry import MODELS
 
 RATE = 8000
@@ -223,6 +224,8 @@ def test_from_pretrained_loads_the_saved_model(model_folder):
     sep = Separator.from_pretrained(model_folder)
     assert (sep.sample_rate, sep.num_sources) == (RATE, 2)
     assert sep.config["data"]["name"] == "synth_mix"
+    if prepack_available():  # on CPU the linear layers run with oneDNN pre-packed weights
+        assert not any(type(m) is nn.Linear for m in sep.model.modules())
     mix = torch.randn(2, 3000) * 0.1
     with torch.no_grad():
         torch.testing.assert_close(sep.separate_batch(mix), model(mix).transpose(1, 2))

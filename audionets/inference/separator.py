@@ -73,8 +73,10 @@ class Separator:
         """Load a separation model by shipped name, folder, experiment dir, SpeechBrain folder
         or hub id (see :func:`audionets.hub.load_model`).
 
+        On CPU the model's linear layers get oneDNN pre-packed weights
+        (:func:`~audionets.nn.prepack.prepack_linear_layers`: same outputs, about 1.2x faster).
         ``quantize="int8"`` applies dynamic int8 quantization to the linear / LSTM layers
-        (CPU only; about 2-3x faster transformer layers, slightly lower SI-SNR).
+        instead (CPU only; about 2-3x faster transformer layers, slightly lower SI-SNR).
         Raises :class:`~audionets.errors.CheckpointError` for a missing, unsafe or mismatched
         model and for a model of another task. ``kwargs`` go to the constructor.
         """
@@ -87,6 +89,10 @@ class Separator:
             from audionets.nn.quantization import quantize_dynamic_int8
 
             model = quantize_dynamic_int8(model)
+        elif resolve_device(device).type == "cpu":
+            from audionets.nn.prepack import prepack_linear_layers
+
+            model = prepack_linear_layers(model)
         return cls(model, meta.sample_rate, device=device, source=str(source),
                    config=meta.config, **kwargs)
 

@@ -124,7 +124,7 @@ class TransformerEncoder(nn.Module):
     processed ``group_frames`` frames at a time (0: all at once).
     """
 
-    group_frames = 2048
+    group_frames = 4096
 
     def __init__(
         self,
