@@ -79,10 +79,11 @@ def worker_ours(path: Path, arch: dict, chunk_seconds: float) -> dict:
 
     import audionets.models  # noqa: F401
     from audionets.inference import Separator
+    from audionets.nn.prepack import prepack_linear_layers
     from audionets.registry import MODELS
 
-    torch.manual_seed(0)
-    separator = Separator(MODELS.build("sepformer", **arch), RATE)
+    torch.manual_seed(0)  # as Separator.from_pretrained on CPU: pre-packed linear layers
+    separator = Separator(prepack_linear_layers(MODELS.build("sepformer", **arch)), RATE)
     base = peak_rss_mb()
     out_dir = Path(tempfile.mkdtemp(prefix="long_file_out_"))
     start = time.perf_counter()
