@@ -168,6 +168,8 @@ def test_cli_writes_rows_and_summary(tmp_path, capsys):
     assert len(rows) == 3 and set(rows[0]) == {"id", "si_snr", "si_snri"}
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["files"] == 3 and summary["split"] == "test"
+    assert summary["model"] == str(tmp_path / "m") and summary["data"] == "synth_mix"
+    assert summary["model_path"] == str(tmp_path / "m")
     values = np.array([float(r["si_snri"]) for r in rows])
     assert summary["summary"]["si_snri"]["mean"] == pytest.approx(values.mean(), abs=1e-4)
     assert "si_snri" in capsys.readouterr().out

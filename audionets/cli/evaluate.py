@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data overrides, e.g. data.root=/data/wsj0-2mix data.num_examples=50")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     parser.add_argument("--out", metavar="CSV", help="write per-file metrics to this CSV file")
-    parser.add_argument("--json", metavar="JSON", help="write the summary to this JSON file")
+    parser.add_argument("--json", metavar="JSON",
+                        help="write the summary (with the model and data as given) to this file")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N files")
     parser.add_argument("--no-sdr", action="store_true",
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         summary = dict(result.summary)
         if result.confusion is not None:
             summary["confusion"] = {"labels": result.labels, "matrix": result.confusion.tolist()}
-        write_json({"model": meta.source, "data": args.data, "split": args.split,
-                    "files": len(result.rows), "summary": summary}, paths["json"])
+        # model and data as typed (a shipped name stays a name); model_path: what was loaded
+        write_json({"model": args.model, "model_path": meta.source, "data": args.data,
+                    "split": args.split, "files": len(result.rows), "summary": summary},
+                   paths["json"])
     return 0
