@@ -25,7 +25,7 @@ def _linear(bias: bool = True) -> nn.Linear:
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("activation", [None, "relu"])
-@pytest.mark.parametrize("shape", [(1, 24), (37, 24), (3, 50, 24)])
+@pytest.mark.parametrize("shape", [(24,), (0, 24), (1, 24), (37, 24), (3, 50, 24)])
 def test_packed_forward_equals_linear(bias, activation, shape):
     linear = _linear(bias)
     packed = PrepackedLinear.from_linear(linear, activation=activation)
