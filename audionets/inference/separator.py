@@ -44,6 +44,9 @@ class Separator:
         overlap_seconds: default overlap between chunks for :meth:`separate_file`.
         source: where the model came from (for messages).
         config: the model's training config (``from_pretrained`` fills it in), or None.
+
+    The model runs as given; :meth:`from_pretrained` on CPU also pre-packs its linear weights
+    (``audionets.nn.prepack.prepack_linear_layers(model)`` does the same for a model of yours).
     """
 
     def __init__(
