@@ -125,3 +125,27 @@ def test_prepacked_sepformer_keeps_outputs_and_state_dict():
     # still trainable: the autograd path gives the original model's output too
     packed.train(), model.train()
     torch.testing.assert_close(packed(mix), model(mix), atol=1e-5, rtol=1e-5)
+
+
+def test_unpack_restores_plain_layers_and_quantization_sees_them():
+    from audionets.nn.prepack import unpack_linear_layers
+    from audionets.nn.quantization import quantize_dynamic_int8
+
+    torch.manual_seed(0)
+    model = SepFormer(**TINY).eval()
+    mix = torch.randn(1, 1500)
+    with torch.inference_mode():
+        reference = model(mix)
+    packed = prepack_linear_layers(copy.deepcopy(model))
+    # int8 quantization of a pre-packed model quantizes its linear layers like a plain model's
+    quantized = quantize_dynamic_int8(packed)
+    assert not any(isinstance(m, PrepackedLinear) for m in quantized.modules())
+    assert type(quantized.masker.in_proj) is not nn.Linear  # a dynamically quantized Linear
+    unpacked = unpack_linear_layers(packed)
+    assert any(type(m) is nn.Linear for m in unpacked.modules())
+    assert not any(isinstance(m, PrepackedLinear) for m in unpacked.modules())
+    ffn = next(m for m in unpacked.modules() if isinstance(m, FeedForward))
+    assert isinstance(ffn.activation, nn.ReLU)
+    assert unpacked.state_dict().keys() == model.state_dict().keys()
+    with torch.inference_mode():
+        torch.testing.assert_close(unpacked(mix), reference, atol=1e-5, rtol=1e-5)

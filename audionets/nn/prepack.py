@@ -111,6 +111,7 @@ def prepack_linear_layers(model: nn.Module) -> nn.Module:
     The feed-forward blocks of :mod:`audionets.nn.attention` also get their ReLU fused into
     the first layer. Parameter names, the state dict and every output (to float rounding) stay
     the same. Without oneDNN (see :func:`prepack_available`) the model is returned unchanged.
+    :func:`unpack_linear_layers` undoes it.
     """
     if not prepack_available():
         return model
@@ -124,4 +125,30 @@ def prepack_linear_layers(model: nn.Module) -> nn.Module:
         for name, child in list(module.named_children()):
             if type(child) is nn.Linear:
                 setattr(module, name, PrepackedLinear.from_linear(child))
+    return model
+
+
+def unpack_linear_layers(model: nn.Module) -> nn.Module:
+    """Undo :func:`prepack_linear_layers` in place: every :class:`PrepackedLinear` becomes a
+    plain ``nn.Linear`` sharing its parameters (a fused ReLU goes back to its feed-forward
+    block); returns ``model``. Tools that match ``type(m) is nn.Linear``, such as dynamic
+    quantization, need this.
+    """
+    from audionets.nn.attention import FeedForward
+
+    for module in list(model.modules()):
+        if isinstance(module, FeedForward) and isinstance(module.linear1, PrepackedLinear) \
+                and module.linear1.activation == "relu":
+            module.activation = nn.ReLU()
+            module.linear1.activation = None
+        for name, child in list(module.named_children()):
+            if isinstance(child, PrepackedLinear):
+                if child.activation is not None:
+                    raise ValueError(f"{name}: a PrepackedLinear with a fused {child.activation} "
+                                     "outside a feed-forward block cannot become an nn.Linear")
+                plain = nn.Linear(child.in_features, child.out_features, child.bias is not None,
+                                  device="meta")
+                plain.weight, plain.bias = child.weight, child.bias
+                plain.train(child.training)
+                setattr(module, name, plain)
     return model

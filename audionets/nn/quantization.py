@@ -14,11 +14,15 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     Weights are quantized once (per tensor, symmetric int8); activations are quantized on the
     fly per batch, so no calibration data is needed. The copy runs on CPU only and cannot be
     trained; attributes such as ``num_sources`` and ``sample_rate`` are kept. Convolutions and
-    norms stay in float32.
+    norms stay in float32. Pre-packed linear layers (:mod:`audionets.nn.prepack`) are quantized
+    like plain ones.
     """
     import torch.ao.quantization as tq
 
-    quantized = copy.deepcopy(model).cpu().eval()
+    from audionets.nn.prepack import unpack_linear_layers
+
+    # quantize_dynamic swaps only modules whose type is exactly nn.Linear
+    quantized = unpack_linear_layers(copy.deepcopy(model).cpu().eval())
     with warnings.catch_warnings():
         # torch.ao.quantization announces its move to torchao; the eager API still works
         warnings.simplefilter("ignore", DeprecationWarning)
