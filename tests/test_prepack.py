@@ -149,3 +149,11 @@ def test_unpack_restores_plain_layers_and_quantization_sees_them():
     assert unpacked.state_dict().keys() == model.state_dict().keys()
     with torch.inference_mode():
         torch.testing.assert_close(unpacked(mix), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_layers_off_the_cpu_are_left_as_they_are():
+    model = SepFormer(**TINY).to("meta")  # stands for CUDA: any device but the CPU
+    prepack_linear_layers(model)
+    assert not any(isinstance(m, PrepackedLinear) for m in model.modules())
+    ffn = next(m for m in model.modules() if isinstance(m, FeedForward))
+    assert isinstance(ffn.activation, nn.ReLU)

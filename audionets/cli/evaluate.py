@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     from audionets import hub
     from audionets.inference._common import resolve_device
+    from audionets.nn.prepack import prepack_linear_layers
     from audionets.training.evaluate import (
         build_eval_dataset,
         evaluate,
@@ -80,10 +81,7 @@ def run(args: argparse.Namespace) -> int:
     paths = _outputs(args)
     device = resolve_device(args.device)
     model, meta = hub.load_model(args.model, device=device)
-    if device.type == "cpu":  # as Separator.from_pretrained: same outputs, faster linear layers
-        from audionets.nn.prepack import prepack_linear_layers
-
-        prepack_linear_layers(model)
+    prepack_linear_layers(model)  # as Separator.from_pretrained: on CPU, faster linear layers
     dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.sample_rate)
     result = evaluate(model, meta.task, dataset, device=device, labels=meta.labels,
                       limit=args.limit, sdr=not args.no_sdr, progress=sys.stderr.isatty())

@@ -92,7 +92,7 @@ class Separator:
             from audionets.nn.quantization import quantize_dynamic_int8
 
             model = quantize_dynamic_int8(model)
-        elif resolve_device(device).type == "cpu":
+        else:  # packs the linear layers of a model loaded on the CPU, leaves others as they are
             from audionets.nn.prepack import prepack_linear_layers
 
             model = prepack_linear_layers(model)

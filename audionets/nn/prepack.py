@@ -15,6 +15,8 @@ when the weight changes, so an optimizer step or ``load_state_dict`` never leave
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,11 +31,18 @@ def prepack_available() -> bool:
             and hasattr(mkldnn, "_reorder_linear_weight") and hasattr(mkldnn, "_linear_pointwise"))
 
 
-def _autocast_on_cpu() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_cpu_enabled()
+# whether CPU autocast is on, resolved once (it is asked on every forward)
+try:
+    torch.is_autocast_enabled("cpu")
+    _autocast_on_cpu = functools.partial(torch.is_autocast_enabled, "cpu")
+except TypeError:  # torch < 2.4: no device argument yet
+    _autocast_on_cpu = torch.is_autocast_cpu_enabled
+
+
+def _sharing_parameters(new: nn.Linear, old: nn.Linear) -> nn.Linear:
+    """``new`` (built on the meta device) with ``old``'s weight, bias and training mode."""
+    new.weight, new.bias = old.weight, old.bias
+    return new.train(old.training)
 
 
 def _version(tensor: torch.Tensor) -> int:
@@ -64,12 +73,9 @@ class PrepackedLinear(nn.Linear):
     @classmethod
     def from_linear(cls, linear: nn.Linear, activation: str | None = None) -> "PrepackedLinear":
         """A ``PrepackedLinear`` that shares ``linear``'s weight and bias parameters."""
-        new = cls(linear.in_features, linear.out_features, linear.bias is not None,
-                  activation, device="meta")
-        new.weight = linear.weight
-        new.bias = linear.bias
-        new.train(linear.training)
-        return new
+        return _sharing_parameters(cls(linear.in_features, linear.out_features,
+                                       linear.bias is not None, activation, device="meta"),
+                                   linear)
 
     def extra_repr(self) -> str:
         fused = f", activation={self.activation}" if self.activation else ""
@@ -105,8 +111,9 @@ class PrepackedLinear(nn.Linear):
 
 
 def prepack_linear_layers(model: nn.Module) -> nn.Module:
-    """Replace, in place, every plain ``nn.Linear`` in ``model`` by a :class:`PrepackedLinear`
-    sharing its parameters; returns ``model``.
+    """Replace, in place, every plain ``nn.Linear`` of ``model`` whose weight is on the CPU by a
+    :class:`PrepackedLinear` sharing its parameters; returns ``model``. Layers on another device
+    would never use the packed copy and are left as they are.
 
     The feed-forward blocks of :mod:`audionets.nn.attention` also get their ReLU fused into
     the first layer. Parameter names, the state dict and every output (to float rounding) stay
@@ -117,13 +124,16 @@ def prepack_linear_layers(model: nn.Module) -> nn.Module:
         return model
     from audionets.nn.attention import FeedForward
 
+    def packable(layer: nn.Module) -> bool:
+        return type(layer) is nn.Linear and layer.weight.device.type == "cpu"
+
     for module in list(model.modules()):
-        if isinstance(module, FeedForward) and type(module.linear1) is nn.Linear \
+        if isinstance(module, FeedForward) and packable(module.linear1) \
                 and isinstance(module.activation, nn.ReLU):
             module.linear1 = PrepackedLinear.from_linear(module.linear1, activation="relu")
             module.activation = nn.Identity()
         for name, child in list(module.named_children()):
-            if type(child) is nn.Linear:
+            if packable(child):
                 setattr(module, name, PrepackedLinear.from_linear(child))
     return model
 
@@ -148,7 +158,5 @@ def unpack_linear_layers(model: nn.Module) -> nn.Module:
                                      "outside a feed-forward block cannot become an nn.Linear")
                 plain = nn.Linear(child.in_features, child.out_features, child.bias is not None,
                                   device="meta")
-                plain.weight, plain.bias = child.weight, child.bias
-                plain.train(child.training)
-                setattr(module, name, plain)
+                setattr(module, name, _sharing_parameters(plain, child))
     return model
