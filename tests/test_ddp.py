@@ -23,6 +23,24 @@ COMMON = ["trainer.device=cpu", "trainer.max_epochs=2", "data.num_examples=8",
           "optimizer.lr=0.01"]
 
 
+# With garbage collection off, anything train() leaves to the collector stays visible. A DDP
+# wrapper left to it keeps the gloo process group alive until interpreter exit, and a group
+# freed during finalization aborts the process (SIGABRT) about one run in twenty.
+RELEASE_CHECK = """
+import gc, sys
+gc.disable()
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from audionets.training.config import load_config
+from audionets.training.trainer import train
+train(load_config(sys.argv[1], sys.argv[2:]))
+assert not dist.is_initialized(), "train() left the process group joined"
+alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+assert alive == 0, f"{alive} DDP wrapper(s) outlived train()"
+print("released")
+"""
+
+
 def run(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
@@ -54,3 +72,14 @@ def test_torchrun_two_processes_match_one_process_with_the_total_batch(tmp_path)
     # only rank 0 wrote: one set of files, one best checkpoint
     assert len(list((tmp_path / "ddp/checkpoints").glob("best-*.pt"))) == 1
     assert "[rank 1]" not in ddp.stdout
+
+
+@pytest.mark.slow
+def test_train_releases_the_process_group_before_returning(tmp_path):
+    script = tmp_path / "release_check.py"
+    script.write_text(RELEASE_CHECK)
+    ddp = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(script), str(RECIPE), f"experiment_dir={tmp_path / 'ddp'}",
+               "trainer.batch_size=4", "trainer.test=false", *COMMON])
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("released") == 2

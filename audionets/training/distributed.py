@@ -8,6 +8,7 @@ world size 1 and needs no process group.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -51,7 +52,14 @@ def init_from_env(device: torch.device) -> DistInfo:
 
 
 def shutdown() -> None:
+    """Leave the process group and free it now, while the interpreter is fully alive.
+
+    Objects that hold the group (a DDP wrapper, frames torch keeps from a lazy import) can sit
+    in reference cycles; left to the collector at interpreter exit, a gloo group's
+    destruction aborts the process. Callers drop their own references first.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

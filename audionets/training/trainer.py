@@ -671,6 +671,11 @@ class Trainer:
             f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
         return metrics
 
+    def close(self) -> None:
+        """Drop the DDP wrapper, which holds the process group, before
+        :func:`distributed.shutdown` frees the group."""
+        self.train_model = self.model
+
     def _finish(self, result: FitResult) -> FitResult:
         if self.metrics_logger is not None:
             self.metrics_logger.plot()
@@ -713,7 +718,11 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 def train(config: Config, resume: bool = False) -> FitResult:
     """Train ``config`` (see :class:`Trainer`); joins/leaves the DDP process group as needed."""
+    trainer = None
     try:
-        return Trainer(config, resume=resume).fit()
+        trainer = Trainer(config, resume=resume)
+        return trainer.fit()
     finally:
+        if trainer is not None:
+            trainer.close()
         distributed.shutdown()
