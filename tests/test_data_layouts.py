@@ -122,6 +122,13 @@ def test_esc50_missing_root_and_files(tmp_path, esc50_root):
     shutil.copytree(esc50_root / "meta", copy / "meta")
     with pytest.raises(ConfigError, match=r"has no audio"):
         DATASETS.build("esc50", split="train", root=str(copy))
+    shutil.copytree(esc50_root / "audio", copy / "audio")
+    clips = DATASETS.build("esc50", split="test", root=str(copy)).clips
+    for clip in clips[:2]:
+        clip.path.unlink()
+    with pytest.raises(ConfigError, match=rf"2 of the {len(clips)} audio files the test split "
+                                          rf"names are missing \(first: {clips[0].path}\)"):
+        DATASETS.build("esc50", split="test", root=str(copy))
 
 
 # ----------------------------------------------------------------------------- UrbanSound8K
@@ -253,6 +260,16 @@ def test_wsj0mix_three_speakers_and_errors(tmp_path, wsj_root):
         DATASETS.build("wsj0mix", split="train", root=str(wsj_root), mode="mid")
 
 
+def test_wsj0mix_missing_source_file_fails_when_built(tmp_path, wsj_root):
+    copy = tmp_path / "2speakers"
+    shutil.copytree(wsj_root / "wav8k/min/tt", copy / "wav8k/min/tt")
+    gone = sorted((copy / "wav8k/min/tt/s2").glob("*.wav"))[1]
+    gone.unlink()
+    with pytest.raises(ConfigError, match=(r"^data\.root: 1 of the 12 audio files the test split "
+                                           rf"names are missing \(first: {gone}\); complete")):
+        DATASETS.build("wsj0mix", split="test", root=str(copy))
+
+
 def test_wsj0mix_speaker_ids_from_file_names():
     name = "01aa010k_1.3053_01po0310_-1.3053"
     assert wsj0mix.speaker_of(name, 0) == "01a" and wsj0mix.speaker_of(name, 1) == "01p"
@@ -350,6 +367,12 @@ def test_librimix_three_speakers_and_errors(tmp_path):
     with pytest.raises(ConfigError,
                        match=r"has no Libri2Mix/wav8k/min/metadata/mixture_test_mix_clean\.csv"):
         DATASETS.build("librimix", split="test", root=str(root))
+    source = DATASETS.build("librimix", split="test", root=str(root), num_speakers=3
+                            ).examples[0].sources[2]
+    source.unlink()  # the metadata CSV still lists it
+    with pytest.raises(ConfigError, match=rf"1 of the 4 audio files the test split names are "
+                                          rf"missing \(first: {source}\)"):
+        DATASETS.build("librimix", split="test", root=str(root), num_speakers=3)
     shutil.rmtree(root / "Libri3Mix/wav8k/min/test")
     with pytest.raises(ConfigError, match="not found"):
         DATASETS.build("librimix", split="test", root=str(root), num_speakers=3)

@@ -32,7 +32,7 @@ def test_separation_round_trip(tmp_path):
 
     back = DATASETS.build("manifest_separation", root=str(tmp_path), split="test",
                           sample_rate=8000, segment_seconds=None)
-    assert len(back) == 3 and back.num_speakers == 3
+    assert len(back) == 3 and back.num_sources == 3
     for i in range(3):
         ours, theirs = synth[i], back[i]
         assert theirs["id"] == ours["id"]
@@ -105,6 +105,18 @@ def test_missing_root_and_csv_raise_config_errors(tmp_path):
     (tmp_path / "test.csv").write_text("id,path\nx,a.wav\n")
     with pytest.raises(ConfigError, match="lacks column 'label'"):
         DATASETS.build("manifest_classification", root=str(tmp_path), split="test")
+
+
+def test_manifest_naming_a_missing_file_fails_when_built(tmp_path):
+    synth = DATASETS.build("synth_mix", split="test", num_speakers=2, sample_rate=8000,
+                           segment_seconds=0.1, num_examples=2)
+    write_dataset(synth, tmp_path)
+    with open(tmp_path / "test.csv", newline="") as handle:
+        gone = tmp_path / list(csv.DictReader(handle))[1]["s1_path"]
+    gone.unlink()
+    with pytest.raises(ConfigError, match=r"^data\.root: 1 of the 6 audio files the test split "
+                                          r"names are missing \(first: .*" + gone.name):
+        DATASETS.build("manifest_separation", root=str(tmp_path), split="test")
 
 
 def test_command_line_writes_a_readable_set(tmp_path, capsys):

@@ -3,6 +3,8 @@
 - :func:`require` checks that a dataset folder holds an expected file or folder and otherwise
   raises a one-line :class:`~audionets.errors.ConfigError` that names ``data.root``, the missing
   path, and where to get the data.
+- :func:`check_files_exist` checks, when a dataset is built, that every audio file its layout
+  or manifest names is there, so a gap in a download fails at once and not hours into training.
 - :func:`root_dir`, :func:`check_split`, :func:`check_choice` validate arguments;
   :func:`fold_splits` maps a test fold to the train/valid/test folds of K-fold layouts.
 - :class:`ClipDataset` is a classification dataset over a list of ``(path, label, id)`` clips.
@@ -16,9 +18,10 @@ mono, resampled to the dataset's ``sample_rate``).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -59,6 +62,25 @@ def require(path: Path, root: Path, get: str) -> Path:
     raise ConfigError(
         f"data.root: {root} has no {missing}; {get} and pass data.root=PATH"
     )
+
+
+def check_files_exist(paths: Iterable[Path], split: str) -> None:
+    """Raise one ConfigError that counts the missing files among ``paths`` and names the first.
+
+    Args:
+        paths: every audio file one split of a dataset reads.
+        split: the split's name, for the message.
+    """
+    checked, missing = 0, []
+    for path in paths:
+        checked += 1
+        if not os.path.isfile(path):
+            missing.append(path)
+    if missing:
+        raise ConfigError(
+            f"data.root: {len(missing)} of the {checked} audio files the {split} split names "
+            f"are missing (first: {missing[0]}); complete the download or regenerate the dataset"
+        )
 
 
 def check_split(split: str) -> str:
@@ -126,11 +148,16 @@ class ClipDataset(Dataset):
         self.clips = clips
         self.labels = labels
         self.split = check_split(split)
+        check_files_exist(self.audio_files(), self.split)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    def audio_files(self) -> Iterator[Path]:
+        """The files the clips are read from (checked to exist when the dataset is built)."""
+        return (clip.path for clip in self.clips)
 
     def load_clip(self, index: int) -> torch.Tensor:
         """The waveform ``[T]`` of clip ``index`` before any cropping."""
@@ -175,6 +202,8 @@ class FileMixtureDataset(Dataset):
     ) -> None:
         self.examples = examples
         self.split = check_split(split)
+        check_files_exist((path for example in examples for path in (example.mix, *example.sources)),
+                          self.split)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
         self.num_sources = len(examples[0].sources) if examples else 0

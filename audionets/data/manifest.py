@@ -20,9 +20,10 @@ with paths relative to the CSV's folder (absolute paths also work):
 ``duration`` (seconds) is informative. Audio is loaded lazily per item (``audionets.audio``),
 downmixed to mono and resampled to ``sample_rate`` when the file's rate differs.
 
-The base classes :class:`SeparationFiles` and :class:`ClassificationFiles` implement the item
-logic (loading, resampling, aligned crop / pad to a segment) for any list of files, so that the
-real-dataset layouts (WSJ0-2mix, LibriMix, ESC-50, ...) only have to list their files.
+The item logic (loading, resampling, aligned crop / pad to a segment, the check that every
+listed file exists) is that of the real-dataset layouts: the manifest datasets are a
+:class:`~audionets.data.layouts.FileMixtureDataset` and a
+:class:`~audionets.data.layouts.ClipDataset` over the CSV's rows.
 
 To materialise a synthetic set::
 
@@ -38,17 +39,17 @@ import io
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from audionets.data.transforms import crop_or_pad, segment_length
+from audionets.data.layouts import (
+    SPLITS, Clip, ClipDataset, FileMixtureDataset, MixtureFiles, check_split,
+)
 from audionets.errors import AudionetsError, ConfigError, OutputError
 from audionets.registry import DATASETS
 from audionets.utils import atomic_write
 
-SPLITS = ("train", "valid", "test")
 LABELS_FILE = "labels.txt"
 
 
@@ -110,14 +111,6 @@ def resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def load_mono(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Read ``path`` as float32 mono [T] at ``sample_rate`` (resampled if the file differs)."""
-    from audionets import audio
-
-    wav, _ = audio.load(path, sample_rate=sample_rate, mono=True)
-    return wav[0]
-
-
 def _source_columns(columns: Sequence[str]) -> list[str]:
     """The ``s1_path, s2_path, ...`` columns, in order and without gaps."""
     found = sorted((c for c in columns if re.fullmatch(r"s\d+_path", c)),
@@ -125,87 +118,12 @@ def _source_columns(columns: Sequence[str]) -> list[str]:
     return [c for i, c in enumerate(found) if c == f"s{i + 1}_path"]
 
 
-def _check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ConfigError(f"data.split: unknown split {split!r}; use train, valid or test")
-    return split
-
-
 # ---------------------------------------------------------------------------- datasets
-
-
-@dataclass(frozen=True)
-class SeparationExample:
-    """One separation example on disk: a mixture and its sources (paths)."""
-
-    id: str
-    mix: Path
-    sources: tuple[Path, ...]
-
-
-class SeparationFiles(torch.utils.data.Dataset):
-    """Separation examples read from files: ``{"mix": [T], "sources": [S, T], "id": str}``.
-
-    The mixture and the sources are loaded mono at ``sample_rate``, trimmed to their common
-    length, and cut to ``segment_seconds`` with one crop for all of them: random for
-    ``split == "train"``, from the start otherwise; short examples are zero-padded. With
-    ``segment_seconds=None`` items keep their full length.
-    """
-
-    def __init__(self, examples: Sequence[SeparationExample], split: str, sample_rate: int,
-                 segment_seconds: float | None) -> None:
-        self.examples = list(examples)
-        self.split = _check_split(split)
-        self.sample_rate = int(sample_rate)
-        self.segment_seconds = segment_seconds
-        self.segment = segment_length(segment_seconds, self.sample_rate)
-        counts = {len(e.sources) for e in self.examples}
-        self.num_speakers = counts.pop() if len(counts) == 1 else None
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict:
-        example = self.examples[index]
-        wavs = [load_mono(p, self.sample_rate) for p in (example.mix, *example.sources)]
-        length = min(w.shape[-1] for w in wavs)
-        stacked = torch.stack([w[:length] for w in wavs])  # [1 + S, T]
-        if self.segment is not None:
-            stacked = crop_or_pad(stacked, self.segment, random=self.split == "train")
-        return {"mix": stacked[0], "sources": stacked[1:], "id": example.id}
-
-
-class ClassificationFiles(torch.utils.data.Dataset):
-    """Labelled clips read from files: ``{"wav": [T], "label": int64, "id": str}``.
-
-    ``items`` are ``(id, path, label)``; ``labels`` names the classes. Clips are loaded mono at
-    ``sample_rate`` and cut / padded to ``segment_seconds`` (random crop for train, from the
-    start otherwise), or kept whole with None.
-    """
-
-    def __init__(self, items: Sequence[tuple[str, Path, int]], labels: Sequence[str],
-                 split: str, sample_rate: int, segment_seconds: float | None) -> None:
-        self.items = list(items)
-        self.labels = list(labels)
-        self.split = _check_split(split)
-        self.sample_rate = int(sample_rate)
-        self.segment_seconds = segment_seconds
-        self.segment = segment_length(segment_seconds, self.sample_rate)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        item_id, path, label = self.items[index]
-        wav = load_mono(path, self.sample_rate)
-        if self.segment is not None:
-            wav = crop_or_pad(wav, self.segment, random=self.split == "train")
-        return {"wav": wav, "label": torch.tensor(int(label), dtype=torch.int64), "id": item_id}
 
 
 def _manifest_path(root: str | Path | None, split: str, csv_name: str | None) -> Path:
     base = require_root(root, hint="write a manifest with python -m audionets.data.manifest")
-    path = base / (csv_name or f"{_check_split(split)}.csv")
+    path = base / (csv_name or f"{check_split(split)}.csv")
     if not path.is_file():
         raise ConfigError(f"data.root: {path} not found; write it with "
                           "python -m audionets.data.manifest or set data.csv")
@@ -213,7 +131,7 @@ def _manifest_path(root: str | Path | None, split: str, csv_name: str | None) ->
 
 
 @DATASETS.register("manifest_separation")
-class ManifestSeparation(SeparationFiles):
+class ManifestSeparation(FileMixtureDataset):
     """Separation examples listed in ``<root>/<split>.csv`` (see the module docstring).
 
     Args:
@@ -236,15 +154,15 @@ class ManifestSeparation(SeparationFiles):
                               f"{len(sources)} sources per mixture")
         base = path.parent
         examples = [
-            SeparationExample(row["id"], resolve(base, row["mix_path"]),
-                              tuple(resolve(base, row[c]) for c in sources))
+            MixtureFiles(resolve(base, row["mix_path"]),
+                         tuple(resolve(base, row[c]) for c in sources), row["id"])
             for row in rows
         ]
         super().__init__(examples, split, sample_rate, segment_seconds)
 
 
 @DATASETS.register("manifest_classification")
-class ManifestClassification(ClassificationFiles):
+class ManifestClassification(ClipDataset):
     """Labelled clips listed in ``<root>/<split>.csv`` (see the module docstring).
 
     Args:
@@ -263,16 +181,16 @@ class ManifestClassification(ClassificationFiles):
         rows = read_csv(path, ["id", "path", "label"])
         base = path.parent
         try:
-            items = [(row["id"], resolve(base, row["path"]), int(row["label"])) for row in rows]
+            clips = [Clip(resolve(base, row["path"]), int(row["label"]), row["id"]) for row in rows]
         except ValueError:
             raise ConfigError(f"data.root: manifest {path} has a non-integer label") from None
         if labels is None:
             labels = _read_labels(base, rows, path)
-        bad = [i for _, _, i in items if not 0 <= i < len(labels)]
+        bad = [clip.label for clip in clips if not 0 <= clip.label < len(labels)]
         if bad:
             raise ConfigError(f"data.labels: manifest {path} has label {bad[0]} but only "
                               f"{len(labels)} classes are named")
-        super().__init__(items, labels, split, sample_rate, segment_seconds)
+        super().__init__(clips, labels, split, sample_rate, segment_seconds)
 
 
 def _read_labels(base: Path, rows: list[dict[str, str]], path: Path) -> list[str]:
@@ -313,7 +231,7 @@ def write_dataset(dataset: torch.utils.data.Dataset, out_dir: str | Path, split:
     """
     from audionets import audio
 
-    split = _check_split(split or getattr(dataset, "split", "test"))
+    split = check_split(split or getattr(dataset, "split", "test"))
     sample_rate = int(dataset.sample_rate)  # type: ignore[attr-defined]
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)

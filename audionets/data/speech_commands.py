@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -131,6 +131,10 @@ class SpeechCommands(ClipDataset):
         silence = [Clip(_SILENCE_PATH, index[SILENCE], f"{SILENCE}/{split}-{i}")
                    for i in range(num_silence)]
         return known + unknown + silence
+
+    def audio_files(self) -> Iterator[Path]:
+        """The word clips' files (silence clips are cut from the background noise files)."""
+        return (clip.path for clip in self.clips if clip.path != _SILENCE_PATH)
 
     def _noise(self, generator: torch.Generator | None, length: int) -> torch.Tensor:
         """A crop ``[length]`` of a background noise file drawn with ``generator``."""
