@@ -18,6 +18,7 @@ import audionets.data.tts_mix as tts_mix
 import audionets.data.urbansound8k  # noqa: F401
 import audionets.data.wham  # noqa: F401
 import audionets.data.wsj0mix as wsj0mix
+from audionets.cli import main
 from audionets.data.layouts import fold_splits
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
@@ -441,8 +442,8 @@ def test_unset_root_names_data_root(name):
 
 @needs_espeak
 def test_tts_mix_command_builds_a_pool(tmp_path, capsys):
-    assert tts_mix.main([str(tmp_path / "pool"), "--num-utterances", "6", "--sample-rate",
-                         "8000"]) == 0
+    assert main(["prepare-tts-mix", str(tmp_path / "pool"), "--num-utterances", "6",
+                 "--sample-rate", "8000"]) == 0
     assert "pool ready" in capsys.readouterr().out
     with open(tmp_path / "pool" / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

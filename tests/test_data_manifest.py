@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ import soundfile as sf
 import torch
 
 import audionets.data  # noqa: F401  (registers the datasets)
-from audionets.data.manifest import main, write_dataset
+from audionets.cli import main
+from audionets.data.manifest import write_dataset
 from audionets.errors import ConfigError, OutputError
 from audionets.registry import DATASETS
 
@@ -121,18 +125,35 @@ def test_manifest_naming_a_missing_file_fails_when_built(tmp_path):
 
 def test_command_line_writes_a_readable_set(tmp_path, capsys):
     out = tmp_path / "set"
-    assert main(["--dataset", "synth_mix", "--out", str(out), "--split", "valid",
+    assert main(["write-dataset", "--dataset", "synth_mix", "--out", str(out), "--split", "valid",
                  "--num-examples", "2", "--segment-seconds", "0.2",
                  "--set", "num_speakers=2"]) == 0
     assert "wrote 2 examples" in capsys.readouterr().out
     ds = DATASETS.build("manifest_separation", root=str(out), split="valid", segment_seconds=None)
     assert ds[1]["sources"].shape == (2, 1600)
     # an existing manifest is not overwritten silently
-    assert main(["--dataset", "synth_mix", "--out", str(out), "--split", "valid",
+    assert main(["write-dataset", "--dataset", "synth_mix", "--out", str(out), "--split", "valid",
                  "--num-examples", "2"]) == 1
     assert "already exists" in capsys.readouterr().err
     with pytest.raises(OutputError):
         write_dataset(DATASETS.build("synth_mix", split="valid", num_examples=1), out)
-    assert main(["--dataset", "synth_mix", "--out", str(out), "--set", "bogus=1"]) == 1
+    assert main(["write-dataset", "--dataset", "synth_mix", "--out", str(out),
+                 "--set", "bogus=1"]) == 1
     assert "data.bogus" in capsys.readouterr().err
+    assert main(["write-dataset", "--dataset", "synth_mix", "--out", str(out),
+                 "--set", "num_speakers"]) == 1
+    assert "expected KEY=VALUE" in capsys.readouterr().err
     np.testing.assert_equal(sorted(p.name for p in out.iterdir()), ["valid", "valid.csv"])
+
+
+def test_write_dataset_runs_as_a_real_process(tmp_path):
+    # the installed entry point, in a fresh interpreter (each dataset registers exactly once)
+    proc = subprocess.run(
+        [sys.executable, "-m", "audionets", "write-dataset", "--dataset", "synth_events",
+         "--out", str(tmp_path / "ev"), "--split", "test", "--num-examples", "3"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"wrote 3 examples and {tmp_path / 'ev' / 'test.csv'}"
+    back = DATASETS.build("manifest_classification", root=str(tmp_path / "ev"), split="test")
+    assert len(back) == 3 and back.labels[:2] == ["tone", "chirp_up"]

@@ -1,5 +1,7 @@
 """The ``audionets`` command line: one subcommand per module in this package.
 
+A command's module is its name with ``_`` for ``-`` (``write-dataset``: ``write_dataset.py``).
+
 Each subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int`` (the exit status). Modules import heavy dependencies inside ``run`` so
 that ``audionets --help`` stays fast.
@@ -21,7 +23,8 @@ import sys
 from audionets import __version__
 from audionets.errors import AudionetsError
 
-COMMANDS = ("train", "evaluate", "separate", "classify", "demo", "export")
+COMMANDS = ("train", "evaluate", "separate", "classify", "demo", "export", "write-dataset",
+            "prepare-tts-mix")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"audionets.cli.{name}")
+        module = importlib.import_module(f"audionets.cli.{name.replace('-', '_')}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show full tracebacks instead of one-line errors")

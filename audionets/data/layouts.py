@@ -202,8 +202,8 @@ class FileMixtureDataset(Dataset):
     ) -> None:
         self.examples = examples
         self.split = check_split(split)
-        check_files_exist((path for example in examples for path in (example.mix, *example.sources)),
-                          self.split)
+        files = (path for example in examples for path in (example.mix, *example.sources))
+        check_files_exist(files, self.split)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
         self.num_sources = len(examples[0].sources) if examples else 0

@@ -27,26 +27,22 @@ listed file exists) is that of the real-dataset layouts: the manifest datasets a
 
 To materialise a synthetic set::
 
-    python -m audionets.data.manifest --dataset synth_mix --out data/synth_mix --split test \\
+    audionets write-dataset --dataset synth_mix --out data/synth_mix --split test \\
         --num-examples 100
 """
 
 from __future__ import annotations
 
-import argparse
 import csv as csvlib
 import io
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
 
-from audionets.data.layouts import (
-    SPLITS, Clip, ClipDataset, FileMixtureDataset, MixtureFiles, check_split,
-)
-from audionets.errors import AudionetsError, ConfigError, OutputError
+from audionets.data.layouts import Clip, ClipDataset, FileMixtureDataset, MixtureFiles, check_split
+from audionets.errors import ConfigError, OutputError
 from audionets.registry import DATASETS
 from audionets.utils import atomic_write
 
@@ -81,7 +77,7 @@ def read_csv(path: str | Path, required: Iterable[str],
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{key}: manifest {path} not found; write it first "
-                          "(python -m audionets.data.manifest --help)")
+                          "(audionets write-dataset --help)")
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csvlib.DictReader(handle)
         columns = reader.fieldnames or []
@@ -122,11 +118,11 @@ def _source_columns(columns: Sequence[str]) -> list[str]:
 
 
 def _manifest_path(root: str | Path | None, split: str, csv_name: str | None) -> Path:
-    base = require_root(root, hint="write a manifest with python -m audionets.data.manifest")
+    base = require_root(root, hint="write a manifest with audionets write-dataset")
     path = base / (csv_name or f"{check_split(split)}.csv")
     if not path.is_file():
         raise ConfigError(f"data.root: {path} not found; write it with "
-                          "python -m audionets.data.manifest or set data.csv")
+                          "audionets write-dataset or set data.csv")
     return path
 
 
@@ -276,54 +272,3 @@ def write_dataset(dataset: torch.utils.data.Dataset, out_dir: str | Path, split:
             tmp.write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
     write_csv(manifest, columns, rows)
     return manifest
-
-
-def _parse_value(text: str) -> object:
-    import yaml
-
-    return yaml.safe_load(text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m audionets.data.manifest``: write a registered dataset to WAV + CSV."""
-    import audionets.data  # noqa: F401  (registers the datasets)
-
-    parser = argparse.ArgumentParser(
-        prog="python -m audionets.data.manifest",
-        description="Write a dataset (e.g. synth_mix, synth_events) as WAV files and a CSV "
-                    "manifest that manifest_separation / manifest_classification read.")
-    parser.add_argument("--dataset", required=True, help="registered dataset name, e.g. synth_mix")
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--split", default="test", choices=SPLITS)
-    parser.add_argument("--num-examples", type=int, default=None)
-    parser.add_argument("--sample-rate", type=int, default=None)
-    parser.add_argument("--segment-seconds", type=_parse_value, default="__default__",
-                        help="item length in seconds, or null for full length")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="another dataset argument (YAML value), e.g. --set num_speakers=3")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
-    args = parser.parse_args(argv)
-    kwargs: dict[str, object] = {"split": args.split}
-    if args.num_examples is not None:
-        kwargs["num_examples"] = args.num_examples
-    if args.sample_rate is not None:
-        kwargs["sample_rate"] = args.sample_rate
-    if args.segment_seconds != "__default__":
-        kwargs["segment_seconds"] = args.segment_seconds
-    for pair in args.set:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            parser.error(f"--set {pair!r}: expected KEY=VALUE")
-        kwargs[key] = _parse_value(value)
-    try:
-        dataset = DATASETS.build(args.dataset, _where="data", **kwargs)
-        path = write_dataset(dataset, args.out, args.split, overwrite=args.overwrite)
-    except AudionetsError as err:
-        print(f"audionets.data.manifest: error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {len(dataset)} examples and {path}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -18,13 +18,12 @@ to unit RMS, applies a random gain in ``gain_db`` (0-5 dB) and sums them, starti
 (mixture as long as the shortest utterance, or cropped/padded to ``segment_seconds``). Train
 items are drawn afresh on each access; valid/test items are fixed by ``(seed, index)``.
 
-Run ``python -m audionets.data.tts_mix OUT_DIR --num-utterances 3000`` to build a pool, or let
+Run ``audionets prepare-tts-mix OUT_DIR --num-utterances 3000`` to build a pool, or let
 the dataset build it (``auto_prepare: true``, the default) on first use.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -32,7 +31,6 @@ import math
 import random
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -219,13 +217,13 @@ class TTSMix(Dataset):
     ) -> None:
         check_choice("data.num_speakers", num_speakers, (2, 3))
         self.split = check_split(split)
-        root_path = root_dir(root, "build a pool with python -m audionets.data.tts_mix PATH")
+        root_path = root_dir(root, "build a pool with audionets prepare-tts-mix PATH")
         manifest = root_path / "manifest.csv"
         if not manifest.exists():
             if not auto_prepare:
                 raise ConfigError(
                     f"data.root: {root_path} has no manifest.csv; build the pool with "
-                    f"python -m audionets.data.tts_mix {root_path} or set data.auto_prepare=true"
+                    f"audionets prepare-tts-mix {root_path} or set data.auto_prepare=true"
                 )
             manifest = prepare(root_path, num_utterances, pool_seed)
         with open(manifest, newline="") as handle:
@@ -267,26 +265,3 @@ class TTSMix(Dataset):
         mix, sources = mix_utterances(utterances, generator, self.gain_db, self.segment,
                                       crop_randomly=self.split == "train")
         return {"mix": mix, "sources": sources, "id": "_".join(p.stem for p in paths)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m audionets.data.tts_mix OUT_DIR [--num-utterances N] [--seed S]``."""
-    parser = argparse.ArgumentParser(description="Build the espeak-ng utterance pool of tts_mix.")
-    parser.add_argument("out_dir")
-    parser.add_argument("--num-utterances", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--workers", type=int, default=4)
-    args = parser.parse_args(argv)
-    try:
-        manifest = prepare(args.out_dir, args.num_utterances, args.seed, args.sample_rate,
-                           args.workers)
-    except ConfigError as err:
-        print(f"tts_mix: error: {err}", file=sys.stderr)
-        return 1
-    print(f"tts_mix pool ready: {manifest}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
