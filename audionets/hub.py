@@ -218,7 +218,8 @@ def _download(repo_id: str) -> Path:
     except Exception as err:  # network, missing repo, auth: all reported the same way
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{repo_id}: could not download from the Hugging Face hub "
-                              f"({first[:160]})") from None
+                              f"({first[:160]}); check the name and the network, or pass the "
+                              "path of a local copy of the model folder") from None
 
 
 def resolve_source(source: str | Path) -> Path:

@@ -134,6 +134,21 @@ def test_shipped_name_and_hub_id_dispatch(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------- errors
 
 
+def test_failed_download_is_one_line_that_says_what_to_do(monkeypatch):
+    import huggingface_hub
+
+    def offline(repo_id):
+        raise OSError(f"ConnectError: [Errno -2] Name or service not known\n(while fetching {repo_id})")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(CheckpointError) as info:
+        load_model("someone/not-here")
+    assert str(info.value) == (
+        "someone/not-here: could not download from the Hugging Face hub (ConnectError: [Errno -2] "
+        "Name or service not known); check the name and the network, or pass the path of a "
+        "local copy of the model folder")
+
+
 def write_folder(folder: Path, config: dict, model=None) -> Path:
     meta = ModelMeta("separation", 8000, config=dict(CONFIG))
     save_pretrained(model or tiny_model(), meta, folder)
