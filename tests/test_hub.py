@@ -138,7 +138,8 @@ def test_failed_download_is_one_line_that_says_what_to_do(monkeypatch):
     import huggingface_hub
 
     def offline(repo_id):
-        raise OSError(f"ConnectError: [Errno -2] Name or service not known\n(while fetching {repo_id})")
+        raise OSError("ConnectError: [Errno -2] Name or service not known\n"
+                      f"(while fetching {repo_id})")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(CheckpointError) as info:
