@@ -147,7 +147,8 @@ def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
         first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise CheckpointError(f"{weights}: unreadable weights ({first})") from None
+        raise CheckpointError(f"{weights}: unreadable weights ({first}); the file is damaged: "
+                              "export or download the model folder again") from None
     load_weights(model, state, str(weights))
     return model, _meta(config, str(folder))
 
@@ -157,7 +158,8 @@ def _load_checkpoint_file(path: Path) -> tuple[nn.Module, ModelMeta]:
 
     state = load_checkpoint(path)
     if "model" not in state or "config" not in state:
-        raise CheckpointError(f"{path}: not an audionets training checkpoint (no model/config)")
+        raise CheckpointError(f"{path}: not an audionets training checkpoint (no model/config); "
+                              "pass a checkpoint that audionets train wrote, or a model folder")
     config = check_config(state["config"], str(path))
     model = build_from_config(config, str(path))
     load_weights(model, state["model"], str(path))

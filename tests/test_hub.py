@@ -89,6 +89,16 @@ def test_checkpoint_file(tmp_path):
     exp, _, last = make_experiment(tmp_path)
     loaded, meta = load_model(exp / "checkpoints/last.pt")
     assert outputs_equal(loaded, last) and meta.task == "separation"
+    # a checkpoint from elsewhere: plain tensors, but not ours
+    torch.save({"state_dict": {"w": torch.zeros(3)}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match=r"other\.pt: not an audionets training checkpoint "
+                                              r"\(no model/config\); pass a checkpoint that "
+                                              r"audionets train wrote, or a model folder$"):
+        load_model(tmp_path / "other.pt")
+    torch.save([torch.zeros(3)], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match=r"list\.pt: not an audionets checkpoint \(expected "
+                                              r"a dict\); pass a checkpoint that audionets "):
+        load_model(tmp_path / "list.pt")
 
 
 def test_export_cli(tmp_path, capsys):

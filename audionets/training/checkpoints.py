@@ -52,7 +52,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: unreadable checkpoint ({first[:160]}); it may be truncated"
         ) from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not an audionets checkpoint (expected a dict)")
+        raise CheckpointError(f"{path}: not an audionets checkpoint (expected a dict); pass a "
+                              "checkpoint that audionets train wrote")
     return state
 
 
