@@ -147,7 +147,7 @@ def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
         first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise CheckpointError(f"{weights}: unreadable weights ({first}); the file is damaged: "
+        raise CheckpointError(f"{weights}: unreadable weights ({first}); if the file is damaged, "
                               "export or download the model folder again") from None
     load_weights(model, state, str(weights))
     return model, _meta(config, str(folder))
@@ -220,8 +220,8 @@ def _download(repo_id: str) -> Path:
     except Exception as err:  # network, missing repo, auth: all reported the same way
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{repo_id}: could not download from the Hugging Face hub "
-                              f"({first[:160]}); check the name and the network, or pass the "
-                              "path of a local copy of the model folder") from None
+                              f"({first[:160]}); check the name, the network and, for a private "
+                              "model, HF_TOKEN, or pass the path of a local copy") from None
 
 
 def resolve_source(source: str | Path) -> Path:

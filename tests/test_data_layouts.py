@@ -433,6 +433,19 @@ def test_tts_mix_splits_use_disjoint_voices(tts_root):
     assert not torch.equal(valid[0]["mix"][:100], valid[1]["mix"][:100])
 
 
+@needs_espeak
+def test_tts_mix_pool_with_a_missing_utterance_fails_when_built(tts_root, tmp_path):
+    copy = tmp_path / "pool"
+    shutil.copytree(tts_root, copy)
+    test = DATASETS.build("tts_mix", split="test", root=str(copy), auto_prepare=False)
+    gone = test.pool[test.speakers[0]][0]
+    gone.unlink()
+    count = sum(len(files) for files in test.pool.values())
+    with pytest.raises(ConfigError, match=rf"1 of the {count} audio files the test split names "
+                                          rf"are missing \(first: {gone}\)"):
+        DATASETS.build("tts_mix", split="test", root=str(copy), auto_prepare=False)
+
+
 @pytest.mark.parametrize("name", ["esc50", "speech_commands", "urbansound8k", "wsj0mix",
                                   "wham", "librimix", "tts_mix"])
 def test_unset_root_names_data_root(name):

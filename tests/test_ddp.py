@@ -31,9 +31,18 @@ import gc, sys
 gc.disable()
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from audionets.errors import CheckpointError
 from audionets.training.config import load_config
 from audionets.training.trainer import train
-train(load_config(sys.argv[1], sys.argv[2:]))
+if sys.argv[1] == "--resume-corrupt":  # fails after the DDP wrapper is built
+    try:
+        train(load_config(sys.argv[2], sys.argv[3:]), resume=True)
+    except CheckpointError:
+        pass
+    else:
+        raise AssertionError("resuming from a corrupt checkpoint did not fail")
+else:
+    train(load_config(sys.argv[1], sys.argv[2:]))
 assert not dist.is_initialized(), "train() left the process group joined"
 alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
 assert alive == 0, f"{alive} DDP wrapper(s) outlived train()"
@@ -75,11 +84,18 @@ def test_torchrun_two_processes_match_one_process_with_the_total_batch(tmp_path)
 
 
 @pytest.mark.slow
-def test_train_releases_the_process_group_before_returning(tmp_path):
+@pytest.mark.parametrize("failing", [False, True], ids=["completed", "failed"])
+def test_train_releases_the_process_group_before_returning(tmp_path, failing):
     script = tmp_path / "release_check.py"
     script.write_text(RELEASE_CHECK)
+    exp = tmp_path / "ddp"
+    args = [str(RECIPE), f"experiment_dir={exp}", "trainer.batch_size=4", "trainer.test=false",
+            *COMMON]
+    if failing:
+        (exp / "checkpoints").mkdir(parents=True)
+        (exp / "checkpoints/last.pt").write_bytes(b"not a checkpoint")
+        args = ["--resume-corrupt", *args]
     ddp = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(script), str(RECIPE), f"experiment_dir={tmp_path / 'ddp'}",
-               "trainer.batch_size=4", "trainer.test=false", *COMMON])
+               str(script), *args])
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert ddp.stdout.count("released") == 2

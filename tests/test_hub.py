@@ -156,8 +156,8 @@ def test_failed_download_is_one_line_that_says_what_to_do(monkeypatch):
         load_model("someone/not-here")
     assert str(info.value) == (
         "someone/not-here: could not download from the Hugging Face hub (ConnectError: [Errno -2] "
-        "Name or service not known); check the name and the network, or pass the path of a "
-        "local copy of the model folder")
+        "Name or service not known); check the name, the network and, for a private model, "
+        "HF_TOKEN, or pass the path of a local copy")
 
 
 def write_folder(folder: Path, config: dict, model=None) -> Path:

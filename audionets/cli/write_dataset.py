@@ -17,9 +17,13 @@ _DEFAULT = object()  # --segment-seconds not given: the dataset's own default
 
 
 def _yaml_value(text: str) -> object:
+    """``text`` read as a YAML value (``3``, ``null``, ``[0, 5]``, ``white``)."""
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YAML value") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set num_speakers=3")
-        kwargs[key] = _yaml_value(value)
+        try:
+            kwargs[key] = _yaml_value(value)
+        except argparse.ArgumentTypeError as err:
+            raise ConfigError(f"--set {pair!r}: {err}; e.g. --set gain_db_range=[0,5]") from None
     dataset = DATASETS.build(args.dataset, _where="data", **kwargs)
     path = write_dataset(dataset, args.out, args.split, overwrite=args.overwrite)
     print(f"wrote {len(dataset)} examples and {path}")

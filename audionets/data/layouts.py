@@ -148,9 +148,9 @@ class ClipDataset(Dataset):
         self.clips = clips
         self.labels = labels
         self.split = check_split(split)
-        check_files_exist(self.audio_files(), self.split)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
+        check_files_exist(self.audio_files(), self.split)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -202,10 +202,10 @@ class FileMixtureDataset(Dataset):
     ) -> None:
         self.examples = examples
         self.split = check_split(split)
-        files = (path for example in examples for path in (example.mix, *example.sources))
-        check_files_exist(files, self.split)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
+        files = (path for example in examples for path in (example.mix, *example.sources))
+        check_files_exist(files, self.split)
         self.num_sources = len(examples[0].sources) if examples else 0
 
     def __len__(self) -> int:

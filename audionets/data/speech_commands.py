@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import torch
 

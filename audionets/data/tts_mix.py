@@ -42,7 +42,8 @@ from torch.utils.data import Dataset
 
 from audionets import audio
 from audionets.data.layouts import (
-    check_choice, check_split, load_mono, mix_utterances, root_dir, segment_length,
+    check_choice, check_files_exist, check_split, load_mono, mix_utterances, root_dir,
+    segment_length,
 )
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
@@ -241,6 +242,7 @@ class TTSMix(Dataset):
         self.speakers = sorted(chosen)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
+        check_files_exist((path for files in self.pool.values() for path in files), split)
         self.num_speakers = self.num_sources = num_speakers
         self.length = num_mixtures if split == "train" else max(1, num_mixtures // 10)
         self.gain_db = (float(gain_db[0]), float(gain_db[1]))

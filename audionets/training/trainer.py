@@ -671,9 +671,12 @@ class Trainer:
             f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
         return metrics
 
-    def close(self) -> None:
-        """Drop the DDP wrapper, which holds the process group, before
-        :func:`distributed.shutdown` frees the group."""
+    def drop_ddp_wrapper(self) -> None:
+        """Train through the bare model from now on, releasing the DDP wrapper.
+
+        The wrapper holds the process group; :func:`train` drops it before
+        :func:`distributed.shutdown` frees the group.
+        """
         self.train_model = self.model
 
     def _finish(self, result: FitResult) -> FitResult:
@@ -724,5 +727,5 @@ def train(config: Config, resume: bool = False) -> FitResult:
         return trainer.fit()
     finally:
         if trainer is not None:
-            trainer.close()
+            trainer.drop_ddp_wrapper()
         distributed.shutdown()
