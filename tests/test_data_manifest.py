@@ -145,8 +145,9 @@ def test_command_line_writes_a_readable_set(tmp_path, capsys):
     assert "expected KEY=VALUE" in capsys.readouterr().err
     assert main(["write-dataset", "--dataset", "synth_mix", "--out", str(out),
                  "--set", "gain_db_range=[0,"]) == 1
-    assert capsys.readouterr().err == ("audionets write-dataset: error: --set 'gain_db_range=[0,': "
-                                       "'[0,' is not a YAML value; e.g. --set gain_db_range=[0,5]\n")
+    assert capsys.readouterr().err == (
+        "audionets write-dataset: error: --set 'gain_db_range=[0,': '[0,' is not a YAML value; "
+        "e.g. --set gain_db_range=[0,5]\n")
     with pytest.raises(SystemExit):  # argparse: usage and the message, exit status 2
         main(["write-dataset", "--dataset", "synth_mix", "--out", str(out),
               "--segment-seconds", "[1,"])

@@ -58,8 +58,8 @@ def run(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one_process_with_the_total_batch(tmp_path):
     # `python -m torch.distributed.run` is the `torchrun` command, found without PATH
-    ddp = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "audionets", "train",
-               str(RECIPE), f"experiment_dir={tmp_path / 'ddp'}", "trainer.batch_size=4", *COMMON])
+    ddp = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "audionets", "train", str(RECIPE), f"experiment_dir={tmp_path / 'ddp'}", "trainer.batch_size=4", *COMMON])
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = run([sys.executable, "-m", "audionets", "train", str(RECIPE),
                   f"experiment_dir={tmp_path / 'single'}", "trainer.batch_size=8", *COMMON])
