@@ -671,14 +671,6 @@ class Trainer:
             f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
         return metrics
 
-    def drop_ddp_wrapper(self) -> None:
-        """Train through the bare model from now on, releasing the DDP wrapper.
-
-        The wrapper holds the process group; :func:`train` drops it before
-        :func:`distributed.shutdown` frees the group.
-        """
-        self.train_model = self.model
-
     def _finish(self, result: FitResult) -> FitResult:
         if self.metrics_logger is not None:
             self.metrics_logger.plot()
@@ -721,11 +713,9 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 def train(config: Config, resume: bool = False) -> FitResult:
     """Train ``config`` (see :class:`Trainer`); joins/leaves the DDP process group as needed."""
-    trainer = None
     try:
         trainer = Trainer(config, resume=resume)
         return trainer.fit()
     finally:
-        if trainer is not None:
-            trainer.drop_ddp_wrapper()
+        trainer = None  # its DDP wrapper holds the process group that shutdown() frees
         distributed.shutdown()
