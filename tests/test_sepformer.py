@@ -81,11 +81,17 @@ def test_rebuild_from_config_gives_same_state_dict_names():
 @pytest.mark.parametrize(
     "bad",
     [dict(norm="bn"), dict(block_type="gru"), dict(nhead=3), dict(chunk_size=1),
-     dict(block_type="lstm", lstm_hidden_size=5), dict(num_sources=0)],
+     dict(block_type="lstm", lstm_hidden_size=5), dict(num_sources=0), dict(activation="silu")],
 )
 def test_bad_config_raises_config_error(bad):
     with pytest.raises(ConfigError, match=r"model\."):
         SepFormer(**{**TINY, **bad})
+
+
+def test_decoder_stride_defaults_to_the_encoders():
+    # a longer synthesis kernel must not change the hop: outputs keep the input's time axis
+    model = SepFormer(**{**TINY, "decoder_kernel_size": 16})
+    assert model.decoder.deconv.stride == model.encoder.conv.stride == (4,)
 
 
 @pytest.mark.parametrize(
