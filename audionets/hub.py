@@ -183,11 +183,10 @@ def _load_speechbrain(folder: Path) -> tuple[nn.Module, ModelMeta]:
     from audionets.interop.speechbrain import load_sepformer_folder
 
     model, info = load_sepformer_folder(folder)
-    if isinstance(info, ModelMeta):
-        return model, info
-    return model, ModelMeta(task=info["task"], sample_rate=int(info["sample_rate"]),
-                            labels=info.get("labels"), config=info.get("config", {}),
-                            source=str(folder))
+    # the same shape of config as our own folders, so init_from and export take it too
+    config = {"task": info["task"], "sample_rate": int(info["sample_rate"]),
+              "model": info["config"]}
+    return model, _meta(config, str(folder))
 
 
 def _load_local(path: Path) -> tuple[nn.Module, ModelMeta]:
@@ -260,14 +259,14 @@ def save_pretrained(model: nn.Module, meta: ModelMeta, folder: str | Path) -> Pa
     import yaml
     from safetensors.torch import save_file
 
-    from audionets.utils import atomic_write
+    from audionets.utils import atomic_write, prepare_out_dir
 
     folder = Path(folder)
     config = dict(meta.config)
     config.update(task=meta.task, sample_rate=int(meta.sample_rate), labels=meta.labels,
                   audionets_version=__version__)
     check_config(config, str(folder))
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(folder)
     # clone: tensors sharing storage (tied weights) must be separate entries for safetensors
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_write(folder / WEIGHTS) as tmp:

@@ -18,6 +18,32 @@ def current_umask() -> int:
     return umask
 
 
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create ``out_dir`` (with parents) if needed and check it is a writable folder.
+
+    Raises :class:`OutputError` when it is an existing file, cannot be created, or does not
+    accept new files (checked by creating one, which also works for root and read-only
+    mounts, where permission bits alone mislead).
+    """
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: output folder is an existing file; choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(
+            f"{folder}: cannot create the output folder ({err.strerror}); choose another folder"
+        ) from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OutputError(
+            f"{folder}: output folder is not writable ({err.strerror}); choose another folder"
+        ) from None
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success fsync it and rename onto ``path``.
@@ -29,6 +55,8 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
             torch.save(state, tmp)
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{folder}: output folder does not exist; create it first")

@@ -283,7 +283,7 @@ def test_out_dir_that_is_a_file(models, tmp_path, capsys):
     code, out, err = _run(capsys, ["separate", str(src), "--model", str(models["sep"]),
                                    "--out-dir", str(blocker)])
     assert code == 1 and out == []
-    _assert_one_error_line(err, "separate", str(src), "output folder is an existing file")
+    _assert_one_error_line(err, "separate", str(blocker), "output folder is an existing file")
     assert blocker.read_text() == "not a folder"
 
 
@@ -298,7 +298,39 @@ def test_out_dir_not_writable(models, tmp_path, capsys):
     finally:
         out_dir.chmod(0o755)
     assert code == 1 and out == [] and list(out_dir.iterdir()) == []
-    _assert_one_error_line(err, "separate", str(src), "not writable")
+    _assert_one_error_line(err, "separate", str(out_dir), "not writable")
+
+
+def test_inputs_with_the_same_stem_are_refused_before_any_work(models, tmp_path, capsys):
+    # a/mix.wav and b/mix.wav would both write out/mix_s1.wav: with --overwrite the second
+    # would silently replace the first one's results
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first = _wav(tmp_path / "a" / "mix.wav", _noise(0.2))
+    second = _wav(tmp_path / "b" / "mix.wav", _noise(0.2))
+    out_dir = tmp_path / "out"
+    code, out, err = _run(capsys, ["separate", str(first), str(second), "--overwrite",
+                                   "--out-dir", str(out_dir), "--model", str(models["sep"])])
+    assert code == 1 and out == [] and not out_dir.exists()
+    _assert_one_error_line(err, "separate", str(first), str(second), "mix_s1.wav")
+    # the same collision without --out-dir: two formats of one take in one folder
+    flac = tmp_path / "a" / "mix.flac"
+    sf.write(str(flac), _noise(0.2), RATE)
+    code, out, err = _run(capsys, ["separate", str(first), str(flac),
+                                   "--model", str(models["sep"])])
+    assert code == 1 and out == [] and not (tmp_path / "a" / "mix_s1.wav").exists()
+    _assert_one_error_line(err, "separate", str(first), str(flac))
+    # in different output folders they do not collide
+    code, out, err = _run(capsys, ["separate", str(first), str(second),
+                                   "--model", str(models["sep"])])
+    assert code == 0 and len(out) == 4
+
+
+def test_a_file_given_twice_is_refused(models, tmp_path, capsys):
+    src = _good(tmp_path)
+    code, out, err = _run(capsys, ["separate", str(src), str(tmp_path / "." / src.name),
+                                   "--model", str(models["sep"])])
+    assert code == 1 and out == []
+    _assert_one_error_line(err, "separate", "given twice")
 
 
 def test_existing_output_refused_then_overwritten(models, tmp_path, capsys):

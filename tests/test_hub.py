@@ -115,6 +115,30 @@ def test_export_cli(tmp_path, capsys):
         main(["--debug", "export", str(exp), str(tmp_path / "out")])
 
 
+def test_export_never_replaces_files_it_did_not_write(tmp_path, capsys):
+    from audionets.cli import main
+
+    exp, _, _ = make_experiment(tmp_path)
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "config.yaml").write_text("# my recipe\n")
+    assert main(["export", str(exp), str(recipe)]) == 1
+    assert "already holds config.yaml; pass --overwrite" in capsys.readouterr().err
+    assert (recipe / "config.yaml").read_text() == "# my recipe\n"
+    assert not (recipe / "model.safetensors").exists()
+    # an experiment folder keeps its resolved config and is not turned into a model folder
+    config_before = (exp / "config.yaml").read_text()
+    assert main(["export", str(exp / "checkpoints" / "last.pt"), str(exp), "--overwrite"]) == 1
+    assert "is an experiment folder" in capsys.readouterr().err
+    assert (exp / "config.yaml").read_text() == config_before
+    assert not (exp / "model.safetensors").exists()
+    # a file where a parent folder should be: one line, nothing written
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", str(exp), str(tmp_path / "afile" / "model")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "afile" in err[0] and "Traceback" not in err[0]
+
+
 def test_shipped_name_and_hub_id_dispatch(tmp_path, monkeypatch):
     model = tiny_model()
     meta = ModelMeta("separation", 8000, config=dict(CONFIG))

@@ -260,3 +260,32 @@ def test_resepformer_is_rejected_by_class(tmp_path):
     )
     with pytest.raises(CheckpointError, match="resepformer.ResourceEfficientSeparator"):
         load_sepformer_folder(tmp_path)
+
+
+def test_speechbrain_folder_initialises_a_run_and_exports(tmp_path):
+    # the README's fine-tuning path: init_from=<SpeechBrain model>, and export of one
+    from audionets.cli import main
+    from audionets.hub import load_model
+    from audionets.training.config import config_from_dict
+    from audionets.training.trainer import init_weights
+
+    (tmp_path / "sb").mkdir()
+    write_speechbrain_folder(tmp_path / "sb", {**BASE, **SETTINGS["published-like"]})
+    source, meta = load_model(tmp_path / "sb")
+    assert set(meta.config) >= {"task", "sample_rate", "model"}
+    config = config_from_dict({
+        "task": "separation", "sample_rate": 8000, "experiment_dir": str(tmp_path / "run"),
+        "model": dict(meta.config["model"]), "data": {"name": "synth_mix"},
+        "init_from": str(tmp_path / "sb"),
+    })
+    model = build_model(config.model)
+    init_weights(model, config)
+    mix = torch.randn(1, 1200)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(mix), source(mix), rtol=0, atol=0)
+
+    assert main(["export", str(tmp_path / "sb"), str(tmp_path / "ours")]) == 0
+    exported, exported_meta = load_model(tmp_path / "ours")
+    assert exported_meta.config["model"] == meta.config["model"]
+    with torch.no_grad():
+        torch.testing.assert_close(exported(mix), source(mix), rtol=0, atol=0)

@@ -95,8 +95,8 @@ def plot_spectrograms(path: Path, signals: dict[str, "object"], sample_rate: int
 
 def run(args: argparse.Namespace) -> int:
     from audionets import audio, metrics
-    from audionets.inference.outputs import prepare_out_dir
     from audionets.inference.separator import DEFAULT_SEPARATOR, Separator
+    from audionets.utils import prepare_out_dir
 
     separator = Separator.from_pretrained(args.model or DEFAULT_SEPARATOR, device=args.device)
     out_dir = prepare_out_dir(args.out_dir)

@@ -26,14 +26,17 @@ def run(args: argparse.Namespace) -> int:
     from audionets.errors import OutputError
 
     out = Path(args.out_dir)
-    if (out / hub.WEIGHTS).exists() and not args.overwrite:
-        raise OutputError(
-            f"{out}: already holds a model; pass --overwrite or choose another folder"
-        )
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; choose another output folder")
     if Path(args.experiment).resolve() == out.resolve():
         raise OutputError(f"{out}: is the input; choose another output folder")
+    if (out / "checkpoints").is_dir():
+        raise OutputError(f"{out}: is an experiment folder (it has checkpoints/); export to a "
+                          "folder of its own")
+    existing = [name for name in (hub.CONFIG, hub.WEIGHTS) if (out / name).exists()]
+    if existing and not args.overwrite:
+        raise OutputError(f"{out}: already holds {' and '.join(existing)}; pass --overwrite or "
+                          "choose another folder")
     model, meta = hub.load_model(args.experiment)
     config = dict(meta.config)
     # keep what describes the model, drop training-only sections

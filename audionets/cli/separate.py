@@ -2,7 +2,9 @@
 
 Prints one line per written file. A file that cannot be processed gets one line on stderr,
 ``audionets separate: error: <file>: <problem>``; the other files are still processed and the
-exit status is 1 if any failed. Model problems stop the command before any file is touched.
+exit status is 1 if any failed. Model problems, an unusable ``--out-dir`` and inputs whose
+outputs would collide (``a/mix.wav b/mix.wav --out-dir out``) stop the command before any file
+is touched.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="S",
                         help="longer inputs are separated in overlapping chunks of S seconds "
                              "with bounded memory (default: 10)")
-    parser.add_argument("--overlap-seconds", type=number(float, 0), default=1.0, metavar="S",
-                        help="overlap between chunks, at most half a chunk (default: 1)")
+    parser.add_argument("--overlap-seconds", type=number(float, 0, inclusive=False), default=1.0,
+                        metavar="S",
+                        help="overlap between chunks, at most half a chunk; the sources of each "
+                             "chunk are matched to the previous chunk's over it (default: 1)")
     parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
                         help="device to run the model on (default: cpu)")
     parser.add_argument("--quantize", choices=["int8"], default=None,
@@ -42,15 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "instead of averaging the channels first")
 
 
-
-
 def run(args: argparse.Namespace) -> int:
     from audionets.errors import AudionetsError
+    from audionets.inference.outputs import check_distinct_inputs
     from audionets.inference.separator import DEFAULT_SEPARATOR, Separator
+    from audionets.utils import prepare_out_dir
 
+    check_distinct_inputs(args.files, args.out_dir)
     separator = Separator.from_pretrained(
         args.model or DEFAULT_SEPARATOR, device=args.device, quantize=args.quantize
     )
+    if args.out_dir is not None:  # one error for a bad --out-dir, not one per file
+        prepare_out_dir(args.out_dir)
     failed = 0
     for index, file in enumerate(args.files):
         others = tuple(f for i, f in enumerate(args.files) if i != index)

@@ -46,32 +46,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Create ``out_dir`` (with parents) if needed and check it is a writable folder.
-
-    Raises :class:`OutputError` when it is an existing file, cannot be created, or does not
-    accept new files (checked by creating one, which also works for root and read-only
-    mounts, where permission bits alone mislead).
-    """
-    folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder}: output folder is an existing file; choose a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(
-            f"{folder}: cannot create the output folder ({err.strerror}); choose another folder"
-        ) from None
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise OutputError(
-            f"{folder}: output folder is not writable ({err.strerror}); choose another folder"
-        ) from None
-    return folder
-
-
 def plan_outputs(
     input_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -83,7 +57,8 @@ def plan_outputs(
 
     Raises :class:`OutputError` (naming the output) if two names collide, an output is the
     input or one of ``protected`` (the other inputs of the same call), or an output exists and
-    ``overwrite`` is False. ``out_dir`` must already be prepared with :func:`prepare_out_dir`.
+    ``overwrite`` is False. ``out_dir`` must already be prepared with
+    :func:`audionets.utils.prepare_out_dir`.
     """
     source = Path(input_path)
     keep = [source, *(Path(p) for p in protected)]
@@ -100,6 +75,31 @@ def plan_outputs(
         if target.exists() and not overwrite:
             raise OutputError(f"{target}: output exists; pass --overwrite to replace it")
     return targets
+
+
+def check_distinct_inputs(
+    files: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None
+) -> None:
+    """Refuse a call whose inputs would write outputs of the same names into one folder.
+
+    Outputs are named after the input's stem in ``out_dir`` (default: the input's folder), so
+    ``a/mix.wav b/mix.wav --out-dir out`` or ``take.wav take.flac`` would overwrite each other's
+    results. Raises :class:`OutputError` naming both inputs (or the file given twice).
+    """
+    seen: dict[tuple[Path, str], Path] = {}
+    for file in files:
+        path = Path(file)
+        folder = Path(out_dir) if out_dir is not None else path.parent
+        key = (folder.resolve(), path.stem)
+        first = seen.setdefault(key, path)
+        if first is path:
+            continue
+        if _same_file(first, path):
+            raise OutputError(f"{path}: given twice; pass each file once")
+        raise OutputError(
+            f"{first} and {path}: both would write {path.stem}_s1.wav, ... into {folder}; "
+            "rename one or separate them in two calls with different --out-dir folders"
+        )
 
 
 class OutputSet:

@@ -27,6 +27,7 @@ from audionets import audio
 from audionets.errors import AudioError, ConfigError, OutputError
 from audionets.inference import chunking, outputs
 from audionets.inference._common import check_batch, load_checked, resolve_device
+from audionets.utils import prepare_out_dir
 
 #: Shipped model used when no model is named.
 DEFAULT_SEPARATOR = "sepformer-synth-2spk"
@@ -150,13 +151,13 @@ class Separator:
         if overlap_seconds is None:
             overlap_seconds = self.overlap_seconds
         chunk_seconds, overlap_seconds = float(chunk_seconds), float(overlap_seconds)
-        if not chunk_seconds > 0 or not overlap_seconds >= 0:
+        if not chunk_seconds > 0 or not overlap_seconds > 0:
             raise ConfigError(
-                f"chunk_seconds must be > 0 and overlap_seconds >= 0; got {chunk_seconds}, "
-                f"{overlap_seconds}"
+                f"chunk_seconds and overlap_seconds must be > 0 (the sources of consecutive "
+                f"chunks are matched over their overlap); got {chunk_seconds}, {overlap_seconds}"
             )
         chunk = max(1, round(chunk_seconds * rate))
-        return chunk, min(round(overlap_seconds * rate), chunk // 2)
+        return chunk, min(max(1, round(overlap_seconds * rate)), chunk // 2)
 
     def _separate_chunk(self, chunk: torch.Tensor, rate: int) -> torch.Tensor:
         """``[B, n]`` at ``rate`` -> ``[B, S, n]`` at ``rate`` (resampled around the model).
@@ -215,7 +216,7 @@ class Separator:
         meta = audio.info(path)
         rate = meta.sample_rate
         chunk, overlap = self._chunk_sizes(rate, chunk_seconds, overlap_seconds)
-        folder = outputs.prepare_out_dir(out_dir if out_dir is not None else path.parent)
+        folder = prepare_out_dir(out_dir if out_dir is not None else path.parent)
         names = outputs.separation_names(
             path.stem, self.num_sources, meta.num_channels if each else None
         )
