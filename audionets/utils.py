@@ -18,6 +18,25 @@ def current_umask() -> int:
     return umask
 
 
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Check, creating nothing, that ``out_dir`` is a writable folder or can be made one.
+
+    For commands that would otherwise find a bad output path only after their work: raises
+    :class:`OutputError` when ``out_dir`` or one of its parents is an existing file, or when
+    the nearest existing folder is not writable.
+    """
+    folder = Path(out_dir)
+    nearest = folder.absolute()
+    while not nearest.exists():
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        where = "" if nearest == folder.absolute() else f" (its parent {nearest})"
+        raise OutputError(f"{folder}: output folder{where} is an existing file; choose a folder")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: {nearest} is not writable; choose another folder")
+    return folder
+
+
 def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     """Create ``out_dir`` (with parents) if needed and check it is a writable folder.
 
@@ -25,9 +44,7 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     accept new files (checked by creating one, which also works for root and read-only
     mounts, where permission bits alone mislead).
     """
-    folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder}: output folder is an existing file; choose a folder")
+    folder = check_out_dir(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:

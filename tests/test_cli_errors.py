@@ -473,6 +473,39 @@ def test_api_output_errors_are_output_errors(models, tmp_path):
         separator.separate_file(src, progress=False)
 
 
+# ------------------------------------------------------------- other commands: output paths
+
+TOY_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "toy" / "config.yaml"
+OUTPUT_CASES = {
+    "train": ["train", str(TOY_RECIPE), "experiment_dir={blocker}/run"],
+    "write-dataset": ["write-dataset", "--dataset", "synth_mix", "--out", "{blocker}"],
+    "prepare-tts-mix": ["prepare-tts-mix", "{blocker}/pool"],
+    "export": ["export", "cnn-synth-events", "{blocker}/model"],
+}
+
+
+@pytest.mark.parametrize("argv", OUTPUT_CASES.values(), ids=OUTPUT_CASES.keys())
+def test_output_folder_under_a_file_is_one_line_before_any_work(argv, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("keep me")
+    code, out, err = _run(capsys, [a.format(blocker=blocker) for a in argv])
+    assert code == 1
+    _assert_one_error_line(err, argv[0], str(blocker), "is an existing file")
+    assert blocker.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+def test_evaluate_refuses_unusable_outputs_before_evaluating(tmp_path, capsys):
+    argv = ["evaluate", "cnn-synth-events", "--data", "synth_events", "--limit", "1"]
+    code, out, err = _run(capsys, argv + ["--out", str(tmp_path)])
+    assert code == 1 and out == []
+    _assert_one_error_line(err, "evaluate", str(tmp_path), "is a folder; give a file name")
+    same = str(tmp_path / "r.csv")
+    code, out, err = _run(capsys, argv + ["--out", same, "--json", same])
+    assert code == 1 and out == []
+    _assert_one_error_line(err, "evaluate", "--out and --json name the same file")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------- real process, exit codes
 
 

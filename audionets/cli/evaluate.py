@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from audionets.cli._shared import number
+
 HELP = "evaluate a model on a dataset split: per-file metrics CSV and a summary"
 
 
@@ -32,13 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="JSON",
                         help="write the summary (with the model and data as given) to this file")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N files")
+    parser.add_argument("--limit", type=number(int, 1), metavar="N",
+                        help="evaluate only the first N files")
     parser.add_argument("--no-sdr", action="store_true",
                         help="separation: skip BSS Eval SDR/SDRi (the slow part)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def _outputs(args: argparse.Namespace):
+    import os
     from pathlib import Path
 
     from audionets.errors import OutputError
@@ -52,14 +56,16 @@ def _outputs(args: argparse.Namespace):
     if args.json:
         paths["json"] = Path(args.json)
     for path in paths.values():
+        if path.is_dir():
+            raise OutputError(f"{path}: is a folder; give a file name")
         if not path.parent.is_dir():
             raise OutputError(f"{path}: folder {path.parent} does not exist; create it first")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{path}: folder {path.parent} is not writable; choose another")
         if path.exists() and not args.overwrite:
             raise OutputError(f"{path}: already exists; pass --overwrite or choose another name")
-    if args.limit is not None and args.limit <= 0:
-        from audionets.errors import ConfigError
-
-        raise ConfigError(f"--limit: must be a positive number of files, got {args.limit}")
+    if "csv" in paths and "json" in paths and paths["csv"].resolve() == paths["json"].resolve():
+        raise OutputError(f"{args.json}: --out and --json name the same file; give two names")
     return paths
 
 

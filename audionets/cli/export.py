@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
 
     from audionets import hub
     from audionets.errors import OutputError
+    from audionets.utils import check_out_dir
 
     out = Path(args.out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder; choose another output folder")
+    check_out_dir(out)
     if Path(args.experiment).resolve() == out.resolve():
         raise OutputError(f"{out}: is the input; choose another output folder")
     if (out / "checkpoints").is_dir():

@@ -44,7 +44,7 @@ import torch
 from audionets.data.layouts import Clip, ClipDataset, FileMixtureDataset, MixtureFiles, check_split
 from audionets.errors import ConfigError, OutputError
 from audionets.registry import DATASETS
-from audionets.utils import atomic_write
+from audionets.utils import atomic_write, prepare_out_dir
 
 LABELS_FILE = "labels.txt"
 
@@ -229,8 +229,7 @@ def write_dataset(dataset: torch.utils.data.Dataset, out_dir: str | Path, split:
 
     split = check_split(split or getattr(dataset, "split", "test"))
     sample_rate = int(dataset.sample_rate)  # type: ignore[attr-defined]
-    out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(Path(out_dir).expanduser())
     manifest = out / f"{split}.csv"
     if manifest.exists() and not overwrite:
         raise OutputError(f"{manifest}: already exists; choose another folder or pass overwrite")

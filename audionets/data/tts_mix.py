@@ -47,7 +47,7 @@ from audionets.data.layouts import (
 )
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
-from audionets.utils import atomic_write
+from audionets.utils import atomic_write, check_out_dir, prepare_out_dir
 
 POOL_VERSION = 1
 #: espeak-ng base voices: English accents first, then other languages' voices.
@@ -119,7 +119,7 @@ def prepare(out_dir: str | Path, num_utterances: int = 3000, seed: int = 0,
     speakers are the :data:`LANGUAGES` x :data:`VARIANTS` voices it has installed, so pools
     built with other espeak-ng versions or voice sets differ.
     """
-    out_dir = Path(out_dir).expanduser()
+    out_dir = check_out_dir(Path(out_dir).expanduser())
     settings = {"version": POOL_VERSION, "num_utterances": int(num_utterances), "seed": int(seed),
                 "sample_rate": int(sample_rate)}
     manifest, key_file = out_dir / "manifest.csv", out_dir / "pool.json"
@@ -148,7 +148,7 @@ def prepare(out_dir: str | Path, num_utterances: int = 3000, seed: int = 0,
         pitch = min(99, max(0, base_pitch + rng.randint(-8, 8)))
         rate = base_rate + rng.randint(-15, 15)
         jobs.append((f"{i:06d}", voice, pitch, rate, _sentence(rng)))
-    (out_dir / "wav").mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir / "wav")
 
     def run(job: tuple[str, str, int, int, str]) -> dict:
         uid, voice, pitch, rate, text = job

@@ -45,7 +45,7 @@ from audionets.training.checkpoints import (
 from audionets.training.config import SPLITS, Config, save_config
 from audionets.training.logging import MetricsLogger
 from audionets.training.tasks import Task, build_task
-from audionets.utils import atomic_write
+from audionets.utils import atomic_write, check_out_dir
 
 log = logging.getLogger("audionets.train")
 
@@ -345,6 +345,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up helpers
     def _check_experiment_dir(self) -> None:
+        check_out_dir(self.exp_dir)
         last = self.ckpt_dir / LAST
         if self.resume and not last.is_file():
             raise CheckpointError(f"{last}: no checkpoint to resume from; run without --resume "
