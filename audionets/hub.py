@@ -82,9 +82,11 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
 
 def _read_config(path: Path) -> dict[str, Any]:
     from audionets.training.config import parse_yaml
+    from audionets.utils import read_text
 
     try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"), where=str(path))
+        text = read_text(path, CheckpointError, "re-export or re-download the model folder")
+        raw = parse_yaml(text, where=str(path))
         return check_config(raw, str(path))
     except AudionetsError as err:
         if isinstance(err, CheckpointError):

@@ -18,6 +18,18 @@ def current_umask() -> int:
     return umask
 
 
+def read_text(path: str | os.PathLike, error: type[Exception], hint: str) -> str:
+    """The UTF-8 text of ``path``; ``error("<path>: <problem>; <hint>")`` when it is missing,
+    unreadable or not text (a binary file where a YAML file is expected)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        problem = "not a UTF-8 text file"
+    except OSError as err:
+        problem = f"cannot read it ({err.strerror or err})"
+    raise error(f"{path}: {problem}; {hint}")
+
+
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
     """Check, creating nothing, that ``out_dir`` is a writable folder or can be made one.
 

@@ -465,6 +465,25 @@ def test_unknown_model_name(tmp_path, capsys):
                            "no such file, folder or shipped model")
 
 
+@pytest.mark.parametrize("where", ["train", "model", "speechbrain"])
+def test_binary_config_file_is_one_line(where, tmp_path, capsys):
+    junk = bytes(range(128, 256)) * 3
+    if where == "train":
+        (tmp_path / "c.yaml").write_bytes(junk)
+        argv, named = ["train", str(tmp_path / "c.yaml")], tmp_path / "c.yaml"
+    else:
+        folder = tmp_path / "m"
+        folder.mkdir()
+        named = folder / ("config.yaml" if where == "model" else "hyperparams.yaml")
+        named.write_bytes(junk)
+        if where == "model":
+            (folder / "model.safetensors").write_bytes(b"")
+        argv = ["separate", str(_good(tmp_path)), "--model", str(folder)]
+    code, out, err = _run(capsys, argv)
+    assert code == 1 and out == []
+    _assert_one_error_line(err, argv[0], str(named), "not a UTF-8 text file")
+
+
 def test_api_output_errors_are_output_errors(models, tmp_path):
     separator = Separator.from_pretrained(models["sep"])
     src = _good(tmp_path)
@@ -492,6 +511,28 @@ def test_output_folder_under_a_file_is_one_line_before_any_work(argv, tmp_path, 
     assert code == 1
     _assert_one_error_line(err, argv[0], str(blocker), "is an existing file")
     assert blocker.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+TASK_MISMATCH = {
+    "evaluate-classifier-on-mixtures": (
+        ["evaluate", "cnn-synth-events", "--data", "synth_mix", "--limit", "1"],
+        "a classification model needs wav, label"),
+    "evaluate-separator-on-clips": (
+        ["evaluate", "sepformer-synth-2spk", "--data", "synth_events", "--limit", "1"],
+        "a separation model needs mix, sources"),
+    "train-classifier-on-mixtures": (
+        ["train", str(TOY_RECIPE.parents[1] / "synth_events" / "config.yaml"),
+         "data.name=synth_mix", "experiment_dir={tmp}/run"],
+        "data.name=synth_mix: gives items with id, mix, sources"),
+}
+
+
+@pytest.mark.parametrize("argv, match", TASK_MISMATCH.values(), ids=TASK_MISMATCH.keys())
+def test_model_and_data_of_different_tasks_is_one_line(argv, match, tmp_path, capsys):
+    code, out, err = _run(capsys, [a.format(tmp=tmp_path) for a in argv])
+    assert code == 1 and out == []
+    _assert_one_error_line(err, argv[0], match)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_refuses_unusable_outputs_before_evaluating(tmp_path, capsys):

@@ -27,7 +27,7 @@ import torch
 
 from audionets.errors import CheckpointError
 from audionets.models.sepformer import SepFormer
-from audionets.utils import atomic_write
+from audionets.utils import atomic_write, read_text
 
 DUAL_PATH = "speechbrain.lobes.models.dual_path"
 ENCODER = f"{DUAL_PATH}.Encoder"
@@ -197,11 +197,11 @@ def read_hyperparams(path: str | os.PathLike) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found; a SpeechBrain model folder needs hyperparams.yaml")
+    text = read_text(path, CheckpointError, "fix or re-download the model folder")
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = yaml.load(handle, Loader=_yaml_loader())  # noqa: S506 - SafeLoader subclass
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found; a SpeechBrain model folder needs hyperparams.yaml") from None
+        raw = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
         problem = str(err).splitlines()[0]
         raise CheckpointError(f"{path}: not valid YAML ({problem}); fix or re-download the file") from None

@@ -30,6 +30,7 @@ import yaml
 
 from audionets import __version__
 from audionets.errors import ConfigError
+from audionets.utils import read_text
 
 TASKS = ("classification", "separation", "reconstruction")
 SPLITS = ("train", "valid", "test")
@@ -329,7 +330,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; pass the path of a recipe config.yaml")
-    raw = parse_yaml(path.read_text(encoding="utf-8"), where=str(path))
+    text = read_text(path, ConfigError, "pass the path of a recipe config.yaml")
+    raw = parse_yaml(text, where=str(path))
     config = config_from_dict(raw, overrides, where=str(path))
     if check_paths:
         check_data_roots(config.data)

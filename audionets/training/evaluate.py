@@ -122,6 +122,9 @@ def evaluate(model: nn.Module, task: str, dataset: Any, device: str | torch.devi
              labels: list[str] | None = None, limit: int | None = None, sdr: bool = True,
              progress: bool = False) -> EvalResult:
     """Evaluate ``model`` on every item of ``dataset`` (the first ``limit`` ones if given)."""
+    from audionets.training.tasks import check_items
+
+    check_items(task, dataset, f"dataset {type(dataset).__name__}")
     device = torch.device(device)
     data_labels = getattr(dataset, "labels", None)
     if task == "classification" and labels and data_labels and list(data_labels) != list(labels):

@@ -21,6 +21,8 @@ class Task:
     """Base class. Subclasses set ``name``, ``metric_names``, ``default_monitor``."""
 
     name: str = ""
+    #: keys of a dataset item that ``step`` reads
+    item_keys: tuple[str, ...] = ()
     #: metric names ``step`` returns (besides ``loss``); validation logs them as ``valid_<name>``
     metric_names: tuple[str, ...] = ()
     #: validation metric the trainer monitors by default
@@ -52,6 +54,7 @@ class ClassificationTask(Task):
     """Cross-entropy on ``logits = model(wav[B, T])`` vs ``label[B]``; metric accuracy."""
 
     name = "classification"
+    item_keys = ("wav", "label")
     metric_names = ("accuracy",)
     default_monitor = "valid_accuracy"
 
@@ -81,6 +84,7 @@ class SeparationTask(Task):
     """
 
     name = "separation"
+    item_keys = ("mix", "sources")
     metric_names = ("si_snr", "si_snri")
     default_monitor = "valid_si_snri"
 
@@ -115,6 +119,7 @@ class ReconstructionTask(Task):
     """L1 or MSE between ``model(wav[B, T]) -> [B, T]`` and ``wav``; metric SNR in dB."""
 
     name = "reconstruction"
+    item_keys = ("wav",)
     metric_names = ("snr",)
     default_monitor = "valid_snr"
 
@@ -142,6 +147,20 @@ class ReconstructionTask(Task):
 TASK_CLASSES: dict[str, type[Task]] = {
     cls.name: cls for cls in (ClassificationTask, SeparationTask, ReconstructionTask)
 }
+
+
+def check_items(task: str, dataset: Any, where: str) -> None:
+    """ConfigError when the items of ``dataset`` lack what a ``task`` model reads (a
+    separation model pointed at a classification dataset, ...); checks the first item."""
+    if len(dataset) == 0:
+        return
+    item = dataset[0]
+    needed = TASK_CLASSES[task].item_keys
+    if any(key not in item for key in needed):
+        raise ConfigError(
+            f"{where}: gives items with {', '.join(sorted(item))}; a {task} model "
+            f"needs {', '.join(needed)}: choose a {task} dataset"
+        )
 
 
 def build_task(name: str, loss: dict[str, Any] | None = None) -> Task:

@@ -44,7 +44,7 @@ from audionets.training.checkpoints import (
 )
 from audionets.training.config import SPLITS, Config, save_config
 from audionets.training.logging import MetricsLogger
-from audionets.training.tasks import Task, build_task
+from audionets.training.tasks import Task, build_task, check_items
 from audionets.utils import atomic_write, check_out_dir
 
 log = logging.getLogger("audionets.train")
@@ -315,6 +315,7 @@ class Trainer:
         seed_everything(config.seed)
         resolve_components(config)
         self.datasets = {split: build_dataset(config, split) for split in SPLITS[:2]}
+        check_items(config.task, self.datasets["train"], f"data.name={config.data['name']}")
         self._resolve_labels()
         self.model = build_model(config).to(self.device)
         if config.init_from is not None and not resume:
