@@ -115,6 +115,11 @@ _CHOICES = {
 _POSITIVE = ("trainer.max_epochs", "trainer.max_steps", "trainer.batch_size",
              "trainer.valid_batch_size", "trainer.accumulate", "trainer.limit_train_batches",
              "trainer.limit_valid_batches", "sample_rate")
+_POSITIVE_NUMBERS = ("optimizer.lr",)
+# grad_clip 0 and keep_best 0 switch clipping and best checkpoints off
+_NON_NEGATIVE = ("trainer.grad_clip", "trainer.num_workers", "trainer.keep_best",
+                 "optimizer.weight_decay", "optimizer.momentum", "scheduler.min_lr",
+                 "scheduler.patience", "scheduler.warmup_steps")
 
 
 @dataclass
@@ -242,6 +247,14 @@ def _validate(config: Config) -> None:
     for key in _POSITIVE:
         if flat[key] is not None and flat[key] <= 0:
             raise ConfigError(f"{key}: must be a positive integer, got {flat[key]!r}")
+    for key in _POSITIVE_NUMBERS:
+        if not flat[key] > 0:
+            raise ConfigError(f"{key}: must be a positive number, got {flat[key]!r}")
+    for key in _NON_NEGATIVE:
+        if flat[key] is not None and flat[key] < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
+    if not 0 < config.scheduler.factor < 1:
+        raise ConfigError(f"scheduler.factor: must be in (0, 1), got {config.scheduler.factor!r}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.trainer.device):
         raise ConfigError(
             f"trainer.device: {config.trainer.device!r} is not one of: auto, cpu, cuda, cuda:N"
