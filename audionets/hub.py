@@ -8,7 +8,8 @@
 4. a SpeechBrain SepFormer/DPRNN folder: ``hyperparams.yaml`` + ``*.ckpt``;
 5. the name of a model shipped with audionets (a folder under ``audionets/pretrained/``);
 6. a Hugging Face hub id ``owner/name`` (downloaded once into the local cache, then 2-4), only
-   when no local path of that name exists.
+   when no local path of that name exists and ``owner`` is not a local folder (then it is most
+   likely a mistyped path); ``hf://owner/name`` always means the hub.
 
 Every failure is a one-line :class:`~audionets.errors.CheckpointError`. Weights are read with
 safetensors or ``torch.load(weights_only=True)`` only.
@@ -30,6 +31,7 @@ from audionets.errors import AudionetsError, CheckpointError
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.yaml"
+HF_PREFIX = "hf://"  # forces a hub id: hf://owner/name
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -231,9 +233,17 @@ def resolve_source(source: str | Path) -> Path:
     if path.exists():
         return path
     text = str(source)
+    if text.startswith(HF_PREFIX) and _HUB_ID.match(text[len(HF_PREFIX):]):
+        return _download(text[len(HF_PREFIX):])
     if (PRETRAINED_DIR / text / CONFIG).is_file():
         return PRETRAINED_DIR / text
     if _HUB_ID.match(text):
+        owner = Path(text.split("/")[0])
+        if owner.is_dir():  # most likely a mistyped local path: do not fetch someone's model
+            raise CheckpointError(
+                f"{text}: no such file or folder (but {owner}/ is a local folder); check the "
+                f"path, or write {HF_PREFIX}{text} for the Hugging Face model"
+            )
         return _download(text)
     shipped = shipped_models()
     raise CheckpointError(

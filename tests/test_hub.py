@@ -163,6 +163,17 @@ def test_shipped_name_and_hub_id_dispatch(tmp_path, monkeypatch):
     (tmp_path / "someone" / "tiny").rename(tmp_path / "someone" / "tiny-sepformer")
     load_model("someone/tiny-sepformer")
     assert calls == ["someone/tiny-sepformer"]
+    # a mistyped path under a local folder is reported, not fetched from the hub...
+    with pytest.raises(CheckpointError, match=r"^someone/tiny-sepfromer: no such file or folder "
+                                              r"\(but someone/ is a local folder\); check the "
+                                              r"path, or write hf://someone/tiny-sepfromer"):
+        load_model("someone/tiny-sepfromer")
+    assert calls == ["someone/tiny-sepformer"]
+    # ...unless hf:// says it is a hub id
+    monkeypatch.setattr(hub, "_download", lambda repo_id: calls.append(repo_id)
+                        or tmp_path / "someone" / "tiny-sepformer")
+    load_model("hf://someone/tiny-sepfromer")
+    assert calls == ["someone/tiny-sepformer", "someone/tiny-sepfromer"]
 
 
 # ------------------------------------------------------------------------------- errors
