@@ -58,21 +58,15 @@ def shipped_models() -> list[str]:
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG).is_file())
 
 
-def _major_minor(version: str) -> tuple[int, int]:
-    parts = re.findall(r"\d+", str(version))[:2]
-    return (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) if parts else (0, 0)
-
-
 def check_config(config: Any, where: str) -> dict[str, Any]:
     """Check that ``config`` describes a model this audionets can build; return it."""
+    from audionets.training.config import check_version
+
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: not a model config (expected a mapping)")
     version = config.get("audionets_version")
-    if version is not None and _major_minor(version) > _major_minor(__version__):
-        raise CheckpointError(
-            f"{where}: written by audionets {version}, newer than the installed {__version__}; "
-            "upgrade audionets (pip install -U audionets)"
-        )
+    if version is not None:
+        check_version(version, where, CheckpointError)
     missing = [k for k in ("task", "sample_rate", "model") if config.get(k) is None]
     if missing:
         raise CheckpointError(f"{where}: config has no {missing[0]!r}; it needs task, sample_rate "

@@ -223,25 +223,28 @@ def reorder(estimates: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return estimates.gather(1, index)
 
 
-def pit_si_snr_loss(
-    estimates: torch.Tensor, targets: torch.Tensor, threshold: float | None = None
-) -> torch.Tensor:
+def pit_si_snr_loss(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean negative SI-SNR over sources under the best permutation: ``[B, S, T] x2 -> [B]``.
 
     The permutation is chosen from :func:`pairwise_neg_si_snr` (computed without gradient);
     the loss of the chosen pairs is then recomputed exactly with :func:`si_snr`, so values and
     gradients equal SpeechBrain's ``get_si_snr_with_pitwrapper`` (which is exhaustive for
     every ``S``; here ``S > 4`` uses the Hungarian method, which finds the same optimum).
-
-    ``threshold`` (dB of SI-SNR, e.g. 30) reproduces the SepFormer recipes'
-    ``threshold_byloss`` with ``threshold: -30``: an example whose loss is already at or below
-    ``-threshold`` is clamped to ``-threshold`` and gets no gradient. SpeechBrain then averages
-    only the examples above the threshold; ``loss[loss > -threshold].mean()`` gives exactly that
-    reduction, while ``loss.mean()`` averages over the whole batch.
     """
     with torch.no_grad():
         _, perm = pit_from_matrix(pairwise_neg_si_snr(estimates, targets))
-    loss = -si_snr(reorder(estimates, perm), targets).mean(dim=-1)
+    return -si_snr(reorder(estimates, perm), targets).mean(dim=-1)
+
+
+def thresholded_mean(loss: torch.Tensor, threshold: float | None) -> torch.Tensor:
+    """Mean of the per-example ``loss [B]`` over the examples above ``threshold``.
+
+    SpeechBrain's SepFormer recipes (``threshold_byloss`` with ``threshold: -30``): examples
+    already separated better than 30 dB SI-SNR stop contributing (and get no gradient), so easy
+    examples do not dominate. The plain mean when ``threshold`` is None or no example is above it.
+    """
     if threshold is not None:
-        loss = loss.clamp(min=-float(threshold))
-    return loss
+        keep = loss > threshold
+        if bool(keep.any()):
+            return loss[keep].mean()
+    return loss.mean()

@@ -6,9 +6,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from audionets.errors import OutputError
+from audionets.errors import ConfigError, OutputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def current_umask() -> int:
@@ -16,6 +19,31 @@ def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+def resolve_device(device: "str | torch.device", local_rank: int = 0,
+                   key: str = "device") -> "torch.device":
+    """``"auto"`` (CUDA if there is a GPU, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` -> a
+    usable device; plain ``cuda`` is ``cuda:<local_rank>`` (the GPU of this DDP process).
+
+    ConfigError naming ``key`` (the option or config key) for an unknown name or CUDA without
+    a GPU.
+    """
+    import torch
+
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{key}: unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{key}: {name!r} requested but no CUDA GPU is available; use cpu")
+        if resolved.index is None:
+            resolved = torch.device("cuda", local_rank)
+    return resolved
 
 
 def read_text(path: str | os.PathLike, error: type[Exception], hint: str) -> str:

@@ -179,19 +179,20 @@ def test_pit_gradients_flow_to_estimates():
     assert est5.grad.abs().sum() > 0
 
 
-def test_threshold_clamps_easy_examples_like_speechbrain():
+def test_threshold_drops_easy_examples_like_speechbrain():
     tgt = torch.randn(3, 2, T)
     noise = torch.tensor([1e-3, 0.5, 1.0])[:, None, None]  # example 0: SI-SNR about 60 dB
     est = (tgt + noise * torch.randn_like(tgt)).requires_grad_(True)
     raw = metrics.pit_si_snr_loss(est, tgt)
-    loss = metrics.pit_si_snr_loss(est, tgt, threshold=30.0)
-    assert raw[0] < -30 and loss[0].item() == -30.0
-    torch.testing.assert_close(loss[1:], raw[1:])
-    loss.sum().backward()
+    assert raw[0] < -30 < raw[1:].min()
+    loss = metrics.thresholded_mean(raw, -30.0)
+    # SpeechBrain's recipe reduction, written out: loss[loss > threshold].mean()
+    torch.testing.assert_close(loss, raw[1:].mean())
+    loss.backward()
     assert est.grad[0].abs().sum() == 0 and est.grad[1:].abs().sum() > 0
-    # SpeechBrain recipe reduction: mean over examples whose loss exceeds its threshold (-30)
-    kept = raw[raw > -30.0]
-    torch.testing.assert_close(loss[loss > -30.0].mean(), kept.mean())
+    # every example below the threshold, or no threshold: the plain mean
+    torch.testing.assert_close(metrics.thresholded_mean(raw, 100.0), raw.mean())
+    torch.testing.assert_close(metrics.thresholded_mean(raw, None), raw.mean())
 
 
 def test_half_precision_inputs_are_computed_in_float32():

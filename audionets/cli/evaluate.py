@@ -73,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from audionets import hub
-    from audionets.inference._common import resolve_device
     from audionets.nn.prepack import prepack_linear_layers
     from audionets.training.evaluate import (
         build_eval_dataset,
@@ -83,9 +82,10 @@ def run(args: argparse.Namespace) -> int:
         write_json,
         write_rows_csv,
     )
+    from audionets.utils import resolve_device
 
     paths = _outputs(args)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, key="--device")
     model, meta = hub.load_model(args.model, device=device)
     prepack_linear_layers(model)  # as Separator.from_pretrained: on CPU, faster linear layers
     dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.sample_rate)

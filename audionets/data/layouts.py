@@ -27,8 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from audionets import audio
-from audionets.data.transforms import apply_gain_db, crop_or_pad, rms
-from audionets.data.transforms import segment_length as _segment_length
+from audionets.data.transforms import apply_gain_db, crop_or_pad, rms, segment_length
 from audionets.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
@@ -93,13 +92,6 @@ def check_choice(key: str, value: object, choices: Sequence[object]) -> None:
     """Raise ConfigError naming ``key`` when ``value`` is not one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
-
-
-def segment_length(segment_seconds: float | None, sample_rate: int) -> int | None:
-    """Number of samples of a segment, or None for full-length items."""
-    if segment_seconds is not None and segment_seconds <= 0:
-        raise ConfigError(f"data.segment_seconds: must be > 0 or null, got {segment_seconds}")
-    return _segment_length(segment_seconds, sample_rate)
 
 
 def load_mono(path: Path | str, sample_rate: int) -> torch.Tensor:

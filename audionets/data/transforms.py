@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from audionets.errors import ConfigError
+
 __all__ = [
     "apply_gain_db",
     "colored_noise",
@@ -25,9 +27,12 @@ __all__ = [
 
 
 def segment_length(segment_seconds: float | None, sample_rate: int) -> int | None:
-    """Samples in a segment of ``segment_seconds`` (None stays None, meaning full length)."""
+    """Samples in a segment of ``segment_seconds`` (None stays None, meaning full length);
+    ConfigError naming ``data.segment_seconds`` unless it is > 0."""
     if segment_seconds is None:
         return None
+    if not float(segment_seconds) > 0:
+        raise ConfigError(f"data.segment_seconds: must be > 0 or null, got {segment_seconds}")
     return int(round(float(segment_seconds) * sample_rate))
 
 

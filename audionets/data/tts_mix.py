@@ -43,8 +43,8 @@ from torch.utils.data import Dataset
 from audionets import audio
 from audionets.data.layouts import (
     check_choice, check_files_exist, check_split, load_mono, mix_utterances, root_dir,
-    segment_length,
 )
+from audionets.data.transforms import segment_length
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 from audionets.utils import atomic_write, check_out_dir, prepare_out_dir

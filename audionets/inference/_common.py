@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from audionets.errors import AudioError, CheckpointError, ConfigError
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` -> a usable device, or ConfigError."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use cpu")
-    return resolved
+from audionets.errors import AudioError, CheckpointError
 
 
 def check_batch(wav: torch.Tensor, what: str) -> torch.Tensor:

@@ -19,7 +19,8 @@ from torch import nn
 
 from audionets import audio
 from audionets.errors import CheckpointError
-from audionets.inference._common import check_batch, load_checked, resolve_device
+from audionets.inference._common import check_batch, load_checked
+from audionets.utils import resolve_device
 
 #: Shipped model used when no model is named.
 DEFAULT_CLASSIFIER = "cnn-synth-events"

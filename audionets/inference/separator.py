@@ -26,8 +26,8 @@ from torch import nn
 from audionets import audio
 from audionets.errors import AudioError, ConfigError, OutputError
 from audionets.inference import chunking, outputs
-from audionets.inference._common import check_batch, load_checked, resolve_device
-from audionets.utils import prepare_out_dir
+from audionets.inference._common import check_batch, load_checked
+from audionets.utils import prepare_out_dir, resolve_device
 
 #: Shipped model used when no model is named.
 DEFAULT_SEPARATOR = "sepformer-synth-2spk"

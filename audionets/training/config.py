@@ -272,17 +272,19 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"data.{split}: expected a mapping of per-split data keys, got {sub!r}"
             )
-    _check_version(config.audionets_version, "audionets_version")
+    check_version(config.audionets_version, "audionets_version")
 
 
-def _check_version(version: str, where: str) -> None:
-    """Refuse a config written by a newer audionets (MAJOR.MINOR) than this one."""
-    def major_minor(text: str) -> tuple[int, int]:
-        parts = re.findall(r"\d+", str(text))[:2]
-        return (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) if parts else (0, 0)
+def major_minor(version: str) -> tuple[int, int]:
+    """``"1.2.3rc1"`` -> ``(1, 2)``; ``(0, 0)`` when there is no number."""
+    parts = re.findall(r"\d+", str(version))[:2]
+    return (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) if parts else (0, 0)
 
+
+def check_version(version: str, where: str, error: type[Exception] = ConfigError) -> None:
+    """Refuse (with ``error``) a file written by a newer audionets (MAJOR.MINOR) than this one."""
     if major_minor(version) > major_minor(__version__):
-        raise ConfigError(
+        raise error(
             f"{where}: written by audionets {version}, newer than the installed {__version__}; "
             "upgrade audionets (pip install -U audionets)"
         )

@@ -94,7 +94,7 @@ class SeparationTask(Task):
         self.threshold = None if threshold is None else float(threshold)
 
     def step(self, model, batch):
-        from audionets.metrics import pit_si_snr_loss, si_snr
+        from audionets.metrics import pit_si_snr_loss, si_snr, thresholded_mean
 
         mix, sources = batch["mix"], batch["sources"]  # [B, T], [B, S, T]
         estimates = model(mix)
@@ -104,11 +104,7 @@ class SeparationTask(Task):
                 f"{tuple(sources.shape)}; set model.num_sources to the dataset's number of sources"
             )
         per_item = pit_si_snr_loss(estimates.float(), sources)  # [B], = -SI-SNR in dB
-        loss = per_item.mean()
-        if self.threshold is not None:
-            keep = per_item > self.threshold
-            if bool(keep.any()):
-                loss = per_item[keep].mean()
+        loss = thresholded_mean(per_item, self.threshold)
         with torch.no_grad():
             best = -per_item.detach()
             baseline = si_snr(mix.unsqueeze(1).expand_as(sources).float(), sources).mean(dim=-1)

@@ -45,7 +45,7 @@ from audionets.training.checkpoints import (
 from audionets.training.config import SPLITS, Config, save_config
 from audionets.training.logging import MetricsLogger
 from audionets.training.tasks import Task, build_task, check_items
-from audionets.utils import atomic_write, check_out_dir
+from audionets.utils import atomic_write, check_out_dir, resolve_device
 
 log = logging.getLogger("audionets.train")
 
@@ -103,18 +103,6 @@ def _iterate(loader: DataLoader) -> Iterator:
         return iter(loader)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("trainer.device: cuda requested but no CUDA GPU is available; "
-                              "use trainer.device=cpu")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    return torch.device(name)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -303,7 +291,8 @@ class Trainer:
         self.config = config
         self.resume = resume
         self.dist = distributed.env_info()
-        self.device = resolve_device(config.trainer.device, self.dist.local_rank)
+        self.device = resolve_device(config.trainer.device, self.dist.local_rank,
+                                     key="trainer.device")
         distributed.init_from_env(self.device)
         self.precision = resolve_precision(config.trainer.precision, self.device)
         self.task = build_task(config.task, config.loss)
