@@ -11,7 +11,6 @@ from torch import nn
 from audionets.errors import ConfigError
 from audionets.models import build_model
 from audionets.registry import MODELS
-from audionets.models.classifiers import SelfAttention
 from audionets.nn.activations import activation_names, get_activation
 from audionets.nn.conv import ConvBlock1d
 
@@ -193,19 +192,6 @@ def test_bad_classifier_config_is_a_config_error(kwargs, match):
 
 
 # --- attention -----------------------------------------------------------------------------
-
-def test_self_attention_matches_torch_multihead_attention():
-    ours = SelfAttention(16, 4).eval()
-    reference = nn.MultiheadAttention(16, 4, batch_first=True).eval()
-    with torch.no_grad():
-        reference.in_proj_weight.copy_(ours.qkv.weight)
-        reference.in_proj_bias.copy_(ours.qkv.bias)
-        reference.out_proj.weight.copy_(ours.out.weight)
-        reference.out_proj.bias.copy_(ours.out.bias)
-    x = torch.randn(2, 7, 16)
-    expected, _ = reference(x, x, x, need_weights=False)
-    torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
-
 
 @pytest.mark.parametrize("positional", ["sinusoidal", "learned", "none"])
 @pytest.mark.parametrize("pooling", ["cls", "mean"])

@@ -17,11 +17,10 @@ import inspect
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from audionets.errors import ConfigError
-from audionets.nn.activations import get_activation
+from audionets.nn.attention import TransformerEncoderLayer
 from audionets.nn.conv import ConvBlock1d
 from audionets.nn.positional import sinusoidal_encoding
 from audionets.models.rnn import build_recurrent
@@ -327,59 +326,6 @@ class RecurrentClassifier(nn.Module):
         return self.head(self.dropout(summary))
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with :func:`torch.nn.functional.scaled_dot_product_attention`.
-
-    ``x[B, L, d_model] -> [B, L, d_model]``.
-    """
-
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if d_model % num_heads:
-            raise ConfigError(
-                f"model.d_model={d_model} must be divisible by model.num_heads={num_heads}"
-            )
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, dim = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d_head]
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(y.transpose(1, 2).reshape(batch, length, dim))
-
-
-class TransformerLayer(nn.Module):
-    """Pre-norm transformer encoder layer: ``x + MHSA(LN(x))``, then ``x + FFN(LN(x))``.
-
-    ``x[B, L, d_model] -> [B, L, d_model]``.
-    """
-
-    def __init__(
-        self, d_model: int, num_heads: int, ff_dim: int, dropout: float, activation: str
-    ) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(d_model)
-        self.attention = SelfAttention(d_model, num_heads, dropout)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.ff = nn.Sequential(
-            nn.Linear(d_model, ff_dim),
-            get_activation(activation, where="model.activation"),
-            nn.Dropout(dropout),
-            nn.Linear(ff_dim, d_model),
-        )
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.norm1(x)))
-        return x + self.dropout(self.ff(self.norm2(x)))
-
-
 @MODELS.register("attention_classifier")
 class AttentionClassifier(nn.Module):
     """A transformer encoder over the frames of a front-end.
@@ -428,6 +374,10 @@ class AttentionClassifier(nn.Module):
             )
         if pooling not in ("cls", "mean"):
             raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: cls, mean")
+        if d_model % num_heads:
+            raise ConfigError(
+                f"model.d_model={d_model} must be divisible by model.num_heads={num_heads}"
+            )
         if positional == "sinusoidal" and d_model % 2:
             raise ConfigError(f"model.d_model={d_model} must be even for sinusoidal positions")
         self.num_classes = int(num_classes)
@@ -446,7 +396,7 @@ class AttentionClassifier(nn.Module):
             self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
             nn.init.normal_(self.cls, std=0.02)
         self.layers = nn.ModuleList(
-            TransformerLayer(d_model, num_heads, ff_dim, dropout, activation)
+            TransformerEncoderLayer(d_model, num_heads, ff_dim, dropout, activation)
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from audionets.errors import ConfigError
-from audionets.nn.attention import ACTIVATIONS, TransformerEncoder, add_residual
+from audionets.nn.attention import TransformerEncoder, add_residual
 from audionets.nn.chunking import overlap_add, segment
 from audionets.registry import MODELS
 
@@ -194,9 +194,8 @@ class DualPathMasker(nn.Module):
                 raise ConfigError(f"model.d_model ({d_model}) must be divisible by model.nhead ({nhead})")
             if positional_encoding and d_model % 2:
                 raise ConfigError(f"model.d_model must be even with positional_encoding, got {d_model}")
-            if activation not in ACTIVATIONS:
-                raise ConfigError(f"model.activation must be one of {', '.join(ACTIVATIONS)}, "
-                                  f"got {activation!r}")
+            if activation not in ("relu", "gelu"):  # those of SpeechBrain's transformer block
+                raise ConfigError(f"model.activation must be relu or gelu, got {activation!r}")
         model_out = d_model if block_type == "transformer" else 2 * lstm_hidden_size
         if model_out != d_model and not linear_after_intra_inter:
             raise ConfigError(

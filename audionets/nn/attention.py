@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audionets.nn.activations import get_activation
 from audionets.nn.positional import sinusoidal_encoding
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 
 def add_residual(branch: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -61,14 +60,13 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise feed-forward ``Linear(D, F) -> activation -> dropout -> Linear(F, D)``."""
+    """Position-wise feed-forward ``Linear(D, F) -> activation -> dropout -> Linear(F, D)``
+    (``activation``: any name :func:`~audionets.nn.activations.get_activation` knows)."""
 
     def __init__(self, d_model: int, d_ffn: int, activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.linear1 = nn.Linear(d_model, d_ffn)
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = get_activation(activation, where="model.activation")
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)
 
