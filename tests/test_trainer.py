@@ -279,6 +279,21 @@ def test_cpu_mixed_precision_and_cosine_schedule(tmp_path, precision):
     assert ("scale" in scaler) == (precision == "fp16")  # GradScaler only for fp16
 
 
+def test_cosine_schedule_ends_with_the_run_when_max_steps_is_beyond_it(tmp_path):
+    # 2 epochs x 6 steps end the run long before max_steps: the decay must end there too
+    train(make_config(tmp_path, "scheduler.name=cosine", "trainer.max_epochs=2",
+                      "trainer.max_steps=1000", "trainer.test=false"))
+    assert read_metrics(tmp_path / "run/metrics.csv")[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_broken_test_split_fails_before_training(tmp_path):
+    # (a layout dataset would fail here the same way on a missing test file)
+    with pytest.raises(ConfigError, match="unknown key data.colour"):
+        Trainer(make_config(tmp_path, "data.test.colour=red"))
+    assert not (tmp_path / "run").exists()
+    Trainer(make_config(tmp_path, "data.test.colour=red", "trainer.test=false"))
+
+
 def test_cosine_factor_shape():
     values = [_cosine_factor(s, 4, 20, 0.0) for s in range(21)]
     assert values[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])

@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import numpy as np
@@ -303,7 +304,9 @@ class Trainer:
 
         seed_everything(config.seed)
         resolve_components(config)
-        self.datasets = {split: build_dataset(config, split) for split in SPLITS[:2]}
+        # the test split too, so that a gap in its files fails now, not after the training
+        splits = SPLITS if config.trainer.test else SPLITS[:2]
+        self.datasets = {split: build_dataset(config, split) for split in splits}
         check_items(config.task, self.datasets["train"], f"data.name={config.data['name']}")
         self._resolve_labels()
         self.model = build_model(config).to(self.device)
@@ -318,9 +321,11 @@ class Trainer:
         # own dropout masks and crops; rank 0 matches a single-process run
         seed_everything(config.seed + self.dist.rank)
         self.optimizer = build_optimizer(config, self.model.parameters())
-        total = config.trainer.max_steps or config.trainer.max_epochs * math.ceil(
+        total = config.trainer.max_epochs * math.ceil(
             self._num_batches("train") / config.trainer.accumulate
-        )
+        )  # optimizer steps the run will make: the cosine schedule ends there
+        if config.trainer.max_steps is not None:
+            total = min(total, config.trainer.max_steps)
         self.scheduler = build_scheduler(config, self.optimizer, self.monitor_mode, total)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.epoch = 0  # completed epochs
@@ -515,7 +520,7 @@ class Trainer:
         finished = reason is None or index == total - 1
         if not finished:
             self.batch_in_epoch += index + 1
-        totals = _totals(sums, count, self.dist.enabled)
+        totals = _totals(sums, count, self.task.all_metric_names(), self.dist.enabled)
         self.partial_sums = totals  # kept until the epoch is validated and saved
         return _means(totals, "train_"), reason, finished
 
@@ -548,12 +553,16 @@ class Trainer:
         count = torch.zeros((), dtype=torch.float64, device=self.device)
         loader = self._loader(split, 0)
         bar = _progress(len(loader), split, self.config.trainer.progress and self.dist.is_main)
+        done = 0
         for batch in _iterate(loader):
             batch = _to_device(batch, self.device)
             with self._autocast():
                 _, metrics = self.task.step(model, batch)
-            _accumulate(sums, metrics)
-            count += next(iter(metrics.values())).numel()
+            size = next(iter(metrics.values())).numel()
+            weights = self._real_items(split, done, size)
+            done += size
+            _accumulate(sums, metrics, weights)
+            count += weights.sum()
             if bar is not None:
                 bar.update(1)
             if stop is not None and distributed.any_process(stop.signum is not None, self.device):
@@ -562,7 +571,16 @@ class Trainer:
                 return None
         if bar is not None:
             bar.close()
-        return _means(_totals(sums, count, self.dist.enabled), f"{split}_")
+        names = self.task.all_metric_names()
+        return _means(_totals(sums, count, names, self.dist.enabled), f"{split}_")
+
+    def _real_items(self, split: str, start: int, size: int) -> torch.Tensor:
+        """``[size]`` weights of this process's items ``start...``: 1 for dataset items, 0 for
+        the repeats :class:`DistributedSampler` pads the last round with, so that every item
+        of an evaluated split counts exactly once over all processes."""
+        positions = torch.arange(start, start + size, dtype=torch.float64, device=self.device)
+        real = self.dist.rank + positions * self.dist.world_size < len(self.datasets[split])
+        return real.double()
 
     def fit(self) -> FitResult:
         """Train to ``max_epochs``/``max_steps`` (or a stop signal) and test; see the module doc."""
@@ -648,7 +666,6 @@ class Trainer:
         model = self.model
         if best is not None:
             model.load_state_dict(load_checkpoint(best, map_location=self.device)["model"])
-        self.datasets["test"] = build_dataset(self.config, "test")
         world, self.dist = self.dist, distributed.DistInfo()  # rank 0 alone sees every item
         try:
             metrics = self.evaluate_split("test", model)
@@ -669,22 +686,28 @@ class Trainer:
         return result
 
 
-def _accumulate(sums: dict[str, torch.Tensor], metrics: dict[str, torch.Tensor]) -> None:
+def _accumulate(sums: dict[str, torch.Tensor], metrics: dict[str, torch.Tensor],
+                weights: torch.Tensor | None = None) -> None:
+    """Add the per-item ``metrics`` ``[B]`` (times ``weights [B]`` if given) to ``sums``."""
     for name, values in metrics.items():
-        total = values.detach().double().sum()
+        values = values.detach().double()
+        total = (values * weights).sum() if weights is not None else values.sum()
         sums[name] = sums[name] + total if name in sums else total
 
 
-def _totals(sums: dict[str, torch.Tensor], count: torch.Tensor, reduce: bool) -> dict[str, float]:
-    """Metric sums and the item count (key :data:`COUNT`), added over processes if ``reduce``."""
-    if not sums:
-        return {}
-    names = sorted(sums)
-    packed = torch.stack([sums[n] for n in names] + [count])
+def _totals(sums: dict[str, torch.Tensor], count: torch.Tensor, names: Sequence[str],
+            reduce: bool) -> dict[str, float]:
+    """Sums of the metrics ``names`` and the item count (key :data:`COUNT`), added over
+    processes if ``reduce``. Every process reduces the same tensor, also one that saw no
+    batch (a resumed epoch with none left, a short shard): its sums count as zeros."""
+    zero = torch.zeros((), dtype=torch.float64, device=count.device)
+    packed = torch.stack([sums.get(n, zero) for n in sorted(names)] + [count])
     if reduce:
         distributed.all_reduce_sum(packed)
     values = packed.tolist()
-    return {**dict(zip(names, values[:-1])), COUNT: values[-1]}
+    if not values[-1]:
+        return {}
+    return {**dict(zip(sorted(names), values[:-1])), COUNT: values[-1]}
 
 
 def _means(totals: dict[str, float], prefix: str) -> dict[str, float]:
