@@ -301,6 +301,30 @@ def test_wsj0mix_dynamic_mixing_draws_distinct_speakers(wsj_root):
     assert not valid.dynamic_mixing  # evaluation keeps the official mixtures
 
 
+def test_mix_utterances_follows_the_wsj0_2mix_level_convention():
+    from audionets.data.layouts import check_gain_range, mix_utterances
+    from audionets.data.transforms import active_rms
+
+    rate, gen = 8000, torch.Generator().manual_seed(0)
+    talk = torch.randn(8000, generator=gen)
+    talk[3000:5000] = 0.001 * talk[3000:5000]  # a pause: must not lower the active level
+    padded = torch.cat([torch.zeros(500), talk, torch.zeros(6000)])  # a wsj0-mix "max" file
+    differences = []
+    for _ in range(400):
+        mix, sources = mix_utterances([padded, 2.0 * talk], rate, gen, (0.0, 5.0))
+        assert torch.equal(mix, sources.sum(0)) and sources.shape == (2, 8000)
+        assert sources[0, 0] != 0  # the zero padding was dropped, not mixed
+        levels = [20 * math.log10(active_rms(x, rate)) for x in sources]
+        differences.append(levels[1] - levels[0])
+    differences = np.array(differences)
+    # uniform in [0, 5] dB with a random sign, as wsj0-2mix: mean |difference| 2.5 dB
+    assert np.abs(differences).max() <= 5.0 + 1e-6
+    assert abs(np.abs(differences).mean() - 2.5) < 0.25
+    assert 0.4 < (differences > 0).mean() < 0.6
+    with pytest.raises(ConfigError, match="data.gain_db: expected 0 <= low <= high"):
+        check_gain_range([-5, 5])
+
+
 def ds_load(path):
     from audionets.data.layouts import load_mono
 

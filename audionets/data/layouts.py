@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from audionets import audio
-from audionets.data.transforms import apply_gain_db, crop_or_pad, rms, segment_length
+from audionets.data.transforms import active_rms, apply_gain_db, crop_or_pad, segment_length
 from audionets.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
@@ -219,28 +219,50 @@ def uniform(low: float, high: float, generator: torch.Generator | None) -> float
     return low + (high - low) * float(torch.rand((), generator=generator))
 
 
+def check_gain_range(gain_db: Sequence[float]) -> tuple[float, float]:
+    """``data.gain_db`` as ``(low, high)``; ConfigError unless ``0 <= low <= high``."""
+    try:
+        low, high = (float(v) for v in gain_db)
+    except (TypeError, ValueError):
+        raise ConfigError(f"data.gain_db: expected [low, high] in dB, got {gain_db!r}") from None
+    if not 0 <= low <= high:
+        raise ConfigError(f"data.gain_db: expected 0 <= low <= high (the sign is random), "
+                          f"got {gain_db!r}")
+    return low, high
+
+
 def mix_utterances(
     utterances: Sequence[torch.Tensor],
+    sample_rate: int,
     generator: torch.Generator | None = None,
     gain_db: Sequence[float] = (0.0, 5.0),
     segment: int | None = None,
     crop_randomly: bool = True,
     peak: float = 0.9,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix single-speaker utterances WSJ0-2mix style.
+    """Mix single-speaker utterances WSJ0-2mix style (the convention of ``synth_mix`` too).
 
-    Each utterance ``[T_i]`` is scaled to unit RMS, then given a gain drawn uniformly from
-    ``gain_db`` (so relative levels differ by up to the width of the range, 0-5 dB in
-    WSJ0-2mix). All start at t=0. Without ``segment`` the mixture is as long as the shortest
-    utterance ("min" mode); with it, each utterance is cropped (at a random offset if
-    ``crop_randomly``, else at its start) or zero padded to ``segment`` samples. If the
-    mixture's peak exceeds ``peak``, mixture and sources are scaled down together.
+    Exact zeros at either end of an utterance (the padding of wsj0-mix's ``max`` folders) are
+    dropped. Each utterance ``[T_i]`` is scaled to unit active level (:func:`active_rms`, so
+    pauses do not count), then every one after the first is made louder or quieter than the
+    first by a level drawn uniformly from ``gain_db`` (random sign): the 0-5 dB level
+    differences of WSJ0-2mix. All start at t=0. Without ``segment`` the mixture is as long as
+    the shortest utterance ("min" mode); with it, each utterance is cropped (at a random
+    offset if ``crop_randomly``, else at its start) or zero padded to ``segment`` samples. If
+    the mixture's peak exceeds ``peak``, mixture and sources are scaled down together.
 
     Returns:
         ``(mix [T], sources [S, T])`` with ``mix == sources.sum(0)``.
     """
     low, high = float(gain_db[0]), float(gain_db[1])
-    sources = [apply_gain_db(w / rms(w), uniform(low, high, generator)) for w in utterances]
+    sources = []
+    for k, wav in enumerate(utterances):
+        wav = _strip_zeros(wav)
+        level = 0.0
+        if k > 0:
+            sign = 1.0 if float(torch.rand((), generator=generator)) < 0.5 else -1.0
+            level = sign * uniform(low, high, generator)
+        sources.append(apply_gain_db(wav / active_rms(wav, sample_rate), level))
     if segment is None:
         length = min(s.shape[-1] for s in sources)
         stacked = torch.stack([s[:length] for s in sources])
@@ -252,3 +274,11 @@ def mix_utterances(
     if top > peak:
         stacked = stacked * (peak / top)
     return stacked.sum(dim=0), stacked
+
+
+def _strip_zeros(wav: torch.Tensor) -> torch.Tensor:
+    """``wav [T]`` without the exact zeros at its ends (all of it if it is all zeros)."""
+    nonzero = torch.nonzero(wav).flatten()
+    if nonzero.numel() == 0:
+        return wav
+    return wav[int(nonzero[0]): int(nonzero[-1]) + 1]

@@ -21,28 +21,13 @@ import torch
 from audionets.data.speech import (
     check_segment_seconds, example_count, speaker_pool, split_code, synthesize_utterance,
 )
-from audionets.data.transforms import colored_noise
+from audionets.data.transforms import active_rms, colored_noise
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
 NOISE_TYPES = ("white", "pink", "brown", "babble")
 _NOISE_EXPONENT = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 _DEFAULT_EXAMPLES = {"train": 10000, "valid": 500, "test": 500}
-
-
-def active_rms(wav: np.ndarray, sample_rate: int, floor_db: float = -40.0) -> float:
-    """RMS of ``wav`` [T] over its 20 ms frames within ``floor_db`` dB of the loudest frame.
-
-    A simple stand-in for ITU-T P.56 active speech level (what wsj0-2mix normalises with):
-    pauses do not lower the level of a talker who pauses a lot.
-    """
-    frame = max(1, int(0.02 * sample_rate))
-    usable = (len(wav) // frame) * frame
-    if usable == 0:
-        return float(np.sqrt(np.mean(wav**2)) + 1e-12)
-    energy = np.mean(wav[:usable].reshape(-1, frame) ** 2, axis=1)
-    active = energy >= energy.max() * 10.0 ** (floor_db / 10.0)
-    return float(np.sqrt(np.mean(energy[active])) + 1e-12)
 
 
 def _range(value: float | Sequence[float] | None, key: str) -> tuple[float, float] | None:

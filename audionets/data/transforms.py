@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from audionets.errors import ConfigError
 
 __all__ = [
+    "active_rms",
     "apply_gain_db",
     "colored_noise",
     "crop_or_pad",
@@ -73,6 +75,24 @@ def apply_gain_db(wav: torch.Tensor, gain_db: float | torch.Tensor) -> torch.Ten
 def rms(wav: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Root mean square over the last axis: [..., T] -> [...], floored at ``sqrt(eps)``."""
     return torch.sqrt(wav.pow(2).mean(dim=-1).clamp_min(eps))
+
+
+def active_rms(wav: np.ndarray | torch.Tensor, sample_rate: int, floor_db: float = -40.0) -> float:
+    """RMS of ``wav`` [T] over its 20 ms frames within ``floor_db`` dB of the loudest frame.
+
+    A simple stand-in for ITU-T P.56 active speech level (what wsj0-2mix normalises with):
+    pauses do not lower the level of a talker who pauses a lot (nor zero padding). Computed in
+    float64 (a tensor is converted).
+    """
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().to("cpu", torch.float64).numpy()
+    frame = max(1, int(0.02 * sample_rate))
+    usable = (len(wav) // frame) * frame
+    if usable == 0:
+        return float(np.sqrt(np.mean(wav**2)) + 1e-12)
+    energy = np.mean(wav[:usable].reshape(-1, frame) ** 2, axis=1)
+    active = energy >= energy.max() * 10.0 ** (floor_db / 10.0)
+    return float(np.sqrt(np.mean(energy[active])) + 1e-12)
 
 
 def scale_to_snr(signal: torch.Tensor, noise: torch.Tensor,

@@ -13,8 +13,9 @@ speaking rate; every utterance perturbs both. Sentences are random strings of wo
 small built-in list. Speakers are split into disjoint train / valid / test sets (80/10/10 of a
 fixed shuffle), so evaluation is on unseen voices.
 
-The dataset draws ``num_speakers`` utterances of different speakers of its split, scales each
-to unit RMS, applies a random gain in ``gain_db`` (0-5 dB) and sums them, starting together
+The dataset draws ``num_speakers`` utterances of different speakers of its split and mixes
+them as :func:`~audionets.data.layouts.mix_utterances` does (unit active level, then each after
+the first louder or quieter than the first by 0-5 dB, ``gain_db``), starting together
 (mixture as long as the shortest utterance, or cropped/padded to ``segment_seconds``). Train
 items are drawn afresh on each access; valid/test items are fixed by ``(seed, index)``.
 
@@ -42,7 +43,8 @@ from torch.utils.data import Dataset
 
 from audionets import audio
 from audionets.data.layouts import (
-    check_choice, check_files_exist, check_split, load_mono, mix_utterances, root_dir,
+    check_choice, check_files_exist, check_gain_range, check_split, load_mono, mix_utterances,
+    root_dir,
 )
 from audionets.data.transforms import segment_length
 from audionets.errors import ConfigError
@@ -195,7 +197,8 @@ class TTSMix(Dataset):
         num_speakers: talkers per mixture (2 or 3).
         num_mixtures: items per epoch in train; valid/test have ``num_mixtures // 10``
             (at least 1).
-        gain_db: ``[low, high]`` per-source gain range.
+        gain_db: ``[low, high]`` dB, the level difference of each source after the first to
+            the first (random sign).
         num_utterances: pool size when the pool is built.
         pool_seed: seed of the pool when it is built.
         seed: fixes the valid/test mixtures.
@@ -245,7 +248,7 @@ class TTSMix(Dataset):
         check_files_exist((path for files in self.pool.values() for path in files), split)
         self.num_speakers = self.num_sources = num_speakers
         self.length = num_mixtures if split == "train" else max(1, num_mixtures // 10)
-        self.gain_db = (float(gain_db[0]), float(gain_db[1]))
+        self.gain_db = check_gain_range(gain_db)
         self.seed = seed
 
     def __len__(self) -> int:
@@ -264,6 +267,6 @@ class TTSMix(Dataset):
             files = self.pool[self.speakers[pick]]
             paths.append(files[int(torch.randint(len(files), (), generator=generator))])
         utterances = [load_mono(p, self.sample_rate) for p in paths]
-        mix, sources = mix_utterances(utterances, generator, self.gain_db, self.segment,
-                                      crop_randomly=self.split == "train")
+        mix, sources = mix_utterances(utterances, self.sample_rate, generator, self.gain_db,
+                                      self.segment, crop_randomly=self.split == "train")
         return {"mix": mix, "sources": sources, "id": "_".join(p.stem for p in paths)}

@@ -18,9 +18,10 @@ Dynamic mixing (train only): a mixture file name is ``<utt1>_<snr1>_<utt2>_<snr2
 and ``s<k>/<name>.wav`` holds utterance ``<utt k>``; the WSJ0 speaker id is the first three
 characters of an utterance id (``01aa010k`` -> ``01a``). Each training item draws
 ``num_speakers`` utterances of different speakers from the ``tr/s*`` files (one file per
-utterance id), optionally speed-perturbs each by a factor drawn from ``speed_perturb``, scales
-each to unit RMS, applies a random gain in ``gain_db`` (0-5 dB, as WSJ0-2mix's relative
-levels) and sums them. An epoch has as many items as ``tr`` has mixtures. Validation and test
+utterance id), optionally speed-perturbs each by a factor drawn from ``speed_perturb`` and mixes
+them as :func:`~audionets.data.layouts.mix_utterances` does: unit active level, then each
+after the first louder or quieter than the first by a level in ``gain_db`` (0-5 dB, as
+WSJ0-2mix). An epoch has as many items as ``tr`` has mixtures. Validation and test
 always use the official mixtures.
 """
 
@@ -33,8 +34,8 @@ from typing import Sequence
 import torch
 
 from audionets.data.layouts import (
-    FileMixtureDataset, MixtureFiles, check_choice, check_split, load_mono, mix_utterances,
-    require, root_dir, uniform,
+    FileMixtureDataset, MixtureFiles, check_choice, check_gain_range, check_split, load_mono,
+    mix_utterances, require, root_dir, uniform,
 )
 from audionets.data.transforms import speed_perturb
 from audionets.errors import ConfigError
@@ -95,7 +96,8 @@ class WSJ0Mix(FileMixtureDataset):
         mode: ``"min"`` or ``"max"``.
         dynamic_mixing: train only: remix single-speaker sources on the fly (see module doc).
         speed_perturb: ``[low, high]`` speed factor range for dynamic mixing, or None.
-        gain_db: ``[low, high]`` per-source gain range for dynamic mixing.
+        gain_db: ``[low, high]`` dB for dynamic mixing: the level difference of each source
+            after the first to the first (random sign).
     """
 
     def __init__(
@@ -124,7 +126,7 @@ class WSJ0Mix(FileMixtureDataset):
         self.dynamic_mixing = bool(dynamic_mixing) and split == "train"
         self.speed_range = None if speed_perturb is None else (
             float(speed_perturb[0]), float(speed_perturb[1]))
-        self.gain_db = (float(gain_db[0]), float(gain_db[1]))
+        self.gain_db = check_gain_range(gain_db)
         self.pool: dict[str, list[Path]] = {}
         if self.dynamic_mixing:
             self.pool = source_pool(examples)
@@ -148,7 +150,8 @@ class WSJ0Mix(FileMixtureDataset):
                 wav = speed_perturb(wav, uniform(*self.speed_range, None))
             utterances.append(wav)
             names.append(path.stem)
-        mix, sources = mix_utterances(utterances, None, self.gain_db, self.segment)
+        mix, sources = mix_utterances(utterances, self.sample_rate, None, self.gain_db,
+                                      self.segment)
         return {"mix": mix, "sources": sources, "id": "dm_" + "_".join(names)}
 
 
