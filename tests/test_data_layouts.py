@@ -493,3 +493,11 @@ def test_tts_mix_command_builds_a_pool(tmp_path, capsys):
 def test_tts_mix_missing_pool_without_auto_prepare(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.root: .* has no manifest\.csv"):
         DATASETS.build("tts_mix", split="train", root=str(tmp_path), auto_prepare=False)
+
+
+def test_tts_mix_is_not_built_by_every_torchrun_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="with torchrun build the pool first: audionets "
+                                          "prepare-tts-mix"):
+        DATASETS.build("tts_mix", split="train", root=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []

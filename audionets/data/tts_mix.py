@@ -29,6 +29,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
 import subprocess
@@ -228,6 +229,11 @@ class TTSMix(Dataset):
                 raise ConfigError(
                     f"data.root: {root_path} has no manifest.csv; build the pool with "
                     f"audionets prepare-tts-mix {root_path} or set data.auto_prepare=true"
+                )
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would build it
+                raise ConfigError(
+                    f"data.root: {root_path} has no manifest.csv; with torchrun build the pool "
+                    f"first: audionets prepare-tts-mix {root_path}"
                 )
             manifest = prepare(root_path, num_utterances, pool_seed)
         with open(manifest, newline="") as handle:
