@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 from audionets.cli import main
+from audionets.training.checkpoints import load_checkpoint
+from audionets.training.config import config_from_dict
+from audionets.training.trainer import Trainer
 
 SEGMENT = 0.05  # seconds at 16 kHz: 800 samples
 MODELS = {
@@ -44,4 +48,13 @@ def test_classifier_family_trains_through_the_cli(key, tmp_path):
     assert main(["train", str(path)]) == 0
     metrics = json.loads((tmp_path / "exp" / "test_metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
-    assert (tmp_path / "exp" / "checkpoints" / "last.pt").is_file()
+    # the two optimizer steps moved every parameter away from the seeded initialisation
+    trained = load_checkpoint(tmp_path / "exp" / "checkpoints" / "last.pt")["model"]
+    config["experiment_dir"] = str(tmp_path / "fresh")
+    initial = dict(Trainer(config_from_dict(config)).model.named_parameters())
+    config["experiment_dir"] = str(tmp_path / "fresh2")
+    again = dict(Trainer(config_from_dict(config)).model.named_parameters())
+    assert all(torch.equal(v, again[k]) for k, v in initial.items())  # the seeded start
+    assert initial.keys() <= trained.keys()
+    unchanged = [k for k, v in initial.items() if torch.equal(v.detach(), trained[k])]
+    assert not unchanged, unchanged
