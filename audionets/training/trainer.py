@@ -74,6 +74,34 @@ def seed_everything(seed: int) -> None:
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+class _SeededItems(Dataset):
+    """``dataset`` read at ``(position, index)`` keys; the torch, NumPy and ``random`` draws of
+    each item are seeded from ``(*base, position)`` alone (the caller's RNG states are put back
+    afterwards). Which DataLoader worker reads an item, and how many batches a resumed epoch
+    skipped, then no longer change it."""
+
+    def __init__(self, dataset: Dataset, base: tuple[int, ...]) -> None:
+        self.dataset, self.base = dataset, base
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        position, index = key
+        words = [value % 2**32 for value in (*self.base, position)]
+        seed = int(np.random.SeedSequence(words).generate_state(1)[0])
+        states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        try:
+            torch.default_generator.manual_seed(seed)  # CPU only: CUDA's stream is the model's
+            np.random.seed(seed)
+            random.seed(seed)
+            return self.dataset[index]
+        finally:
+            torch.set_rng_state(states[0])
+            np.random.set_state(states[1])
+            random.setstate(states[2])
+
+
 def _init_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: leave Ctrl-C / SIGTERM to the main process, which saves a
     checkpoint and stops the workers (``pkill`` and terminals signal the whole group), and derive
@@ -394,16 +422,25 @@ class Trainer:
         return math.ceil(len(self._indices(split, 0)) / self._batch_size(split))
 
     def _loader(self, split: str, epoch: int, skip_batches: int = 0) -> DataLoader:
-        """Batches of ``split`` in a fixed (seed, epoch) order, minus the first ``skip_batches``."""
+        """Batches of ``split`` in a fixed (seed, epoch) order, minus the first ``skip_batches``.
+
+        Each item's random draws (crops, dynamic mixing, augmentation) are seeded from its
+        position in the epoch (:class:`_SeededItems`), so a resumed epoch gets the same items
+        as an uninterrupted one, whichever worker reads them."""
         batch_size = self._batch_size(split)
-        indices = self._indices(split, epoch)[skip_batches * batch_size:]
-        if split == "train" and hasattr(self.datasets[split], "set_epoch"):
-            self.datasets[split].set_epoch(epoch)  # datasets that draw fresh examples per epoch
+        first = skip_batches * batch_size
+        indices = self._indices(split, epoch)[first:]
+        dataset = self.datasets[split]
+        if split == "train" and hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)  # datasets that draw fresh examples per epoch
+        keys = list(enumerate(indices, start=first))
+        # the workers' base seed comes from here, not from the global RNG (the model's stream)
         generator = torch.Generator()
         generator.manual_seed(self.config.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
         workers = self.config.trainer.num_workers
         return DataLoader(
-            self.datasets[split], batch_size=batch_size, sampler=indices, num_workers=workers,
+            _SeededItems(dataset, (self.config.seed, SPLITS.index(split), epoch, self.dist.rank)),
+            batch_size=batch_size, sampler=keys, num_workers=workers,
             worker_init_fn=_init_worker if workers else None, generator=generator,
             pin_memory=self.device.type == "cuda", drop_last=False,
         )
