@@ -1,6 +1,7 @@
 import math
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,6 +161,33 @@ def test_save_unwritable_folder(tmp_path):
             audio.save(folder / "x.wav", torch.zeros(1, 10), RATE)
     finally:
         folder.chmod(0o700)
+
+
+def _deny(monkeypatch, denied: Path, mode: int) -> None:
+    """``os.access`` says no to ``mode`` on ``denied``: the permission paths, also as root."""
+    real = os.access
+
+    def access(path, wanted, *args, **kwargs):
+        if Path(path).resolve() == denied.resolve() and wanted & mode:
+            return False
+        return real(path, wanted, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_save_unwritable_folder_as_any_user(tmp_path, monkeypatch):
+    _deny(monkeypatch, tmp_path, os.W_OK)
+    with pytest.raises(OutputError, match="not writable"):
+        audio.save(tmp_path / "x.wav", torch.zeros(1, 10), RATE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_read_permission_as_any_user(tmp_path, monkeypatch):
+    path = tmp_path / "x.wav"
+    audio.save(path, _tone(1), RATE)
+    _deny(monkeypatch, path, os.R_OK)
+    with pytest.raises(AudioError, match="no read permission"):
+        audio.load(path)
 
 
 def _write_bytes(path, data: bytes):

@@ -301,6 +301,19 @@ def test_out_dir_not_writable(models, tmp_path, capsys):
     _assert_one_error_line(err, "separate", str(out_dir), "not writable")
 
 
+def test_out_dir_not_writable_as_any_user(models, tmp_path, capsys, monkeypatch):
+    # os.access says no (root passes every permission check, so CI could not test this)
+    src, out_dir = _good(tmp_path), tmp_path / "locked"
+    out_dir.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False
+                        if Path(path) == out_dir and mode & os.W_OK else real(path, mode, *a, **k))
+    code, out, err = _run(capsys, ["separate", str(src), "--model", str(models["sep"]),
+                                   "--out-dir", str(out_dir)])
+    assert code == 1 and out == [] and list(out_dir.iterdir()) == []
+    _assert_one_error_line(err, "separate", str(out_dir), "not writable")
+
+
 def test_inputs_with_the_same_stem_are_refused_before_any_work(models, tmp_path, capsys):
     # a/mix.wav and b/mix.wav would both write out/mix_s1.wav: with --overwrite the second
     # would silently replace the first one's results
