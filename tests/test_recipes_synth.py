@@ -74,3 +74,23 @@ def test_recipe_models_build_at_full_size(recipe):
         spec["num_sources"] = config["data"]["num_speakers"]
     model = build_model(spec)
     assert sum(p.numel() for p in model.parameters()) > 10_000
+
+
+def test_pitch_gap_breakdown_of_an_evaluation(tmp_path):
+    import subprocess
+    import sys
+
+    from audionets.data.speech import speaker_pool
+
+    pool = speaker_pool("test", 0)
+    close = min(((a, b) for a in pool for b in pool if a is not b),
+                key=lambda p: abs(p[0].f0_mean / p[1].f0_mean - 1))
+    far = max(((a, b) for a in pool for b in pool), key=lambda p: p[0].f0_mean / p[1].f0_mean)
+    rows = [("x-spk%d_spk%d" % (a.speaker_id, b.speaker_id), v)
+            for (a, b), v in ((close, 2.0), (far, 9.0), (far, 11.0))]
+    path = tmp_path / "test.csv"
+    path.write_text("id,si_snr,si_snri\n" + "".join(f"{i},0,{v}\n" for i, v in rows))
+    out = subprocess.run([sys.executable, str(RECIPES / "synth_sep/by_pitch_gap.py"), str(path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    bands = {line.split()[0]: line.split()[-2:] for line in out[1:]}
+    assert bands["0"] == ["1", "2.00"] and bands["8"] == ["2", "10.00"]
