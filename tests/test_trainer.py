@@ -429,3 +429,11 @@ def test_metrics_logger_resume_truncation_and_tensorboard(tmp_path, monkeypatch)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[2]["train_loss"] == 0.25 and rows[2]["lr"] == 0.1
     assert math.isnan(rows[0]["lr"])  # a column added later is empty in earlier rows
+
+
+def test_a_run_stopped_mid_epoch_logs_the_epoch_fraction(tmp_path):
+    # 6 steps per epoch: step 9 is half-way through epoch 2
+    result = train(make_config(tmp_path, "trainer.max_steps=9", "trainer.test=false"))
+    assert result.status == "max_steps"
+    rows = read_metrics(tmp_path / "run/metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 1.5] and rows[-1]["step"] == 9

@@ -672,18 +672,20 @@ class Trainer:
     def _end_epoch(self, train: dict[str, float], valid: dict[str, float], seconds: float,
                    partial: bool) -> None:
         value = valid.get(self.monitor, math.nan)
-        row = {"epoch": self.epoch + (1 if partial else 0), "step": self.step,
+        # a partial epoch (stopped by max_steps) is logged at its fraction, e.g. 2.4
+        done = self.batch_in_epoch / self._num_batches("train") if partial else 0.0
+        row = {"epoch": self.epoch + round(done, 3), "step": self.step,
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **train, **valid}
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not partial:
             if math.isfinite(value):
                 self.scheduler.step(value)
         summary = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))
-        log.info("epoch %d%s (step %d): %s", row["epoch"], " (partial)" if partial else "",
+        log.info("epoch %g%s (step %d): %s", row["epoch"], " (partial)" if partial else "",
                  self.step, summary)
         if not self.dist.is_main:
             return
         state = self._state()
-        best = self.best.add(state, value, int(row["epoch"]), self.monitor)
+        best = self.best.add(state, value, math.ceil(row["epoch"]), self.monitor)
         if best is not None:
             rank = "new best" if best == self.best.best_path() else f"top {self.best.keep}"
             log.info("%s %s=%.4f -> %s", rank, self.monitor, value, best)
