@@ -154,7 +154,7 @@ TINY_SEPFORMER = {"name": "sepformer", "num_sources": 2, "sample_rate": 8000, "e
                   "inter_layers": 1, "nhead": 2, "d_ffn": 16}
 
 
-def test_cli_writes_rows_and_summary(tmp_path, capsys):
+def test_cli_writes_rows_and_summary(tmp_path, capsys, monkeypatch):
     from audionets.cli import main
 
     config = {"task": "separation", "sample_rate": 8000, "model": TINY_SEPFORMER}
@@ -173,6 +173,11 @@ def test_cli_writes_rows_and_summary(tmp_path, capsys):
     values = np.array([float(r["si_snri"]) for r in rows])
     assert summary["summary"]["si_snri"]["mean"] == pytest.approx(values.mean(), abs=1e-4)
     assert "si_snri" in capsys.readouterr().out
+    # inside the working directory the path is recorded relative to it (shareable files)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "m", "--data", "synth_mix", "--device", "cpu", "data.num_examples=1",
+                 "data.segment_seconds=0.25", "--no-sdr", "--json", "again.json"]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["model_path"] == "m"
     # a recipe config as --data, with a config override
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"task": "separation", "sample_rate": 8000,

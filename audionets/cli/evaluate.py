@@ -71,6 +71,7 @@ def _outputs(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from audionets import hub
     from audionets.nn.prepack import prepack_linear_layers
@@ -102,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
         summary = dict(result.summary)
         if result.confusion is not None:
             summary["confusion"] = {"labels": result.labels, "matrix": result.confusion.tolist()}
-        # model and data as typed (a shipped name stays a name); model_path: what was loaded
-        write_json({"model": args.model, "model_path": meta.source, "data": args.data,
+        # model and data as typed (a shipped name stays a name); model_path: what was loaded,
+        # relative to the working directory when inside it (no machine paths in shared files)
+        source = Path(meta.source).absolute()
+        model_path = (str(source.relative_to(Path.cwd())) if source.is_relative_to(Path.cwd())
+                      else meta.source)
+        write_json({"model": args.model, "model_path": model_path, "data": args.data,
                     "split": args.split, "files": len(result.rows), "summary": summary},
                    paths["json"])
     return 0
