@@ -127,6 +127,25 @@ def test_prepacked_sepformer_keeps_outputs_and_state_dict():
     torch.testing.assert_close(packed(mix), model(mix), atol=1e-5, rtol=1e-5)
 
 
+def test_classifier_from_pretrained_packs_and_keeps_probabilities(tmp_path):
+    from audionets.hub import ModelMeta, build_from_config, save_pretrained
+    from audionets.inference import Classifier
+
+    config = {"task": "classification", "sample_rate": 8000, "labels": ["a", "b", "c"],
+              "model": {"name": "attention_classifier", "num_classes": 3, "sample_rate": 8000,
+                        "d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 32,
+                        "frontend": {"name": "logmel", "n_mels": 16}}}
+    torch.manual_seed(0)
+    model = build_from_config(config, "test").eval()
+    save_pretrained(model, ModelMeta("classification", 8000, ["a", "b", "c"], config), tmp_path)
+    classifier = Classifier.from_pretrained(tmp_path)
+    assert any(isinstance(m, PrepackedLinear) for m in classifier.model.modules())
+    wav = torch.randn(2, 4000)
+    with torch.inference_mode():
+        expected = model(wav).softmax(dim=-1)
+    torch.testing.assert_close(classifier.classify_batch(wav), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_unpack_restores_plain_layers_and_quantization_sees_them():
     from audionets.nn.prepack import unpack_linear_layers
     from audionets.nn.quantization import quantize_dynamic_int8

@@ -69,10 +69,15 @@ class Classifier:
     ) -> "Classifier":
         """Load a classification model by shipped name, folder, experiment dir or hub id.
 
-        Raises :class:`~audionets.errors.CheckpointError` for a missing, unsafe or mismatched
-        model, a model without labels, or a model of another task.
+        On CPU the model's linear layers get oneDNN pre-packed weights, as in
+        :meth:`Separator.from_pretrained` (same outputs to float rounding). Raises
+        :class:`~audionets.errors.CheckpointError` for a missing, unsafe or mismatched model, a
+        model without labels, or a model of another task.
         """
+        from audionets.nn.prepack import prepack_linear_layers
+
         model, meta = load_checked(source, device=device, task="classification")
+        model = prepack_linear_layers(model)  # leaves layers on another device as they are
         if not meta.labels:
             raise CheckpointError(f"{source}: the model has no labels; add labels to config.yaml")
         segment = (meta.config.get("data") or {}).get("segment_seconds")
