@@ -125,6 +125,10 @@ class STFT(Frontend):
         self.register_buffer("window", WINDOWS[window](win_length), persistent=False)
         bins = n_fft // 2 + 1
         self.out_channels = 2 * bins if mode == "complex" else bins
+        # NOLA: squared windows overlap-added at the hop stay above zero everywhere
+        overlap = self.window.pow(2).reshape(-1).double()
+        overlap = F.pad(overlap, (0, (-len(overlap)) % hop_length)).reshape(-1, hop_length).sum(0)
+        self.invertible = bool(overlap.min() > 1e-10)
 
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``[B, T] -> [B, n_fft // 2 + 1, T']``."""
@@ -149,8 +153,16 @@ class STFT(Frontend):
     ) -> torch.Tensor:
         """``features [B, F', T'] -> wav [B, length]`` with ``torch.istft``.
 
-        Without ``length`` the output has ``hop_length * (T' - 1)`` samples.
+        Without ``length`` the output has ``hop_length * (T' - 1)`` samples. Needs a window
+        whose squared overlap-add at ``hop_length`` never vanishes (NOLA): not so for a
+        hann/blackman window with ``hop_length == win_length`` (a ValueError says so).
         """
+        if not self.invertible:
+            raise ValueError(
+                f"STFT(window with win_length={self.win_length}, hop_length={self.hop_length}) "
+                "cannot be inverted: its squared windows overlap-add to zero somewhere (NOLA); "
+                "use a hop_length below win_length"
+            )
         if self.mode == "complex":
             real, imag = features.chunk(2, dim=1)
             spec = torch.complex(real, imag)
@@ -176,7 +188,9 @@ class LogMel(Frontend):
 
     torchaudio's ``MelSpectrogram`` (power 2, hann window, centred frames, zero padding) with
     a mel filterbank equal to ``librosa.filters.mel`` for the same ``norm`` and ``mel_scale``
-    (``mel_scale="htk"`` is librosa's ``htk=True``). ``T' = T // hop_length + 1``.
+    (``mel_scale="htk"`` is librosa's ``htk=True``) at even sample rates (at odd ones torchaudio
+    places the FFT bins up to ``sample_rate // 2``: about 0.1 % apart). ``T' = T // hop_length
+    + 1``. Computed in float32 also under autocast (float16 would overflow on loud input).
     """
 
     def __init__(
@@ -220,7 +234,9 @@ class LogMel(Frontend):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         self._check_input(wav)
-        return torch.log(self.mel(wav) + self.log_offset)
+        # in float32 whatever the autocast: a loud tone's mel power overflows float16 (inf)
+        with torch.autocast(wav.device.type, enabled=False):
+            return torch.log(self.mel(wav.float()) + self.log_offset)
 
 
 @FRONTENDS.register("filterbank")

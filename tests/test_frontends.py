@@ -213,3 +213,25 @@ def test_window_is_a_buffer_and_moves_with_module():
     assert "window" in dict(stft.named_buffers())
     assert stft.window.dtype == torch.float64
     assert stft(torch.randn(1, 200, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_stft_that_cannot_be_inverted_says_so():
+    # a periodic hann window is 0 at its first sample: without overlap nothing covers it
+    stft = frontends.STFT(n_fft=16, hop_length=16, mode="complex")
+    assert not stft.invertible
+    features = stft(torch.randn(1, 100))  # the forward transform is fine
+    with pytest.raises(ValueError, match="cannot be inverted.*NOLA"):
+        stft.inverse(features, length=100)
+    assert frontends.STFT(n_fft=16, hop_length=16, window="hamming").invertible
+
+
+def test_logmel_stays_float32_under_float16_autocast():
+    # a full-scale tone's mel power exceeds float16's range (65504): must not become inf
+    logmel = frontends.LogMel(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=32)
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * math.pi * 1000 * t)[None]
+    reference = logmel(tone)
+    with torch.autocast("cpu", dtype=torch.float16):
+        mixed = logmel(tone)
+    assert mixed.dtype == torch.float32 and torch.isfinite(mixed).all()
+    torch.testing.assert_close(mixed, reference)
