@@ -38,11 +38,12 @@ def test_crossfade_is_symmetric_and_monotonic():
     assert torch.all(ramp[1:] > ramp[:-1]) and 0 < ramp[0] < 0.01 and 0.99 < ramp[-1] < 1
 
 
-def test_best_permutation_matches_brute_force():
+def test_match_sources_matches_brute_force():
     gen = torch.Generator().manual_seed(1)
     prev = torch.randn(4, 3, 200, generator=gen)
     cur = torch.randn(4, 3, 200, generator=gen)
-    perm = chunking.best_permutation(prev, cur)
+    perm, sign = chunking.match_sources(prev, cur)
+    assert torch.equal(sign, torch.ones(4, 3))  # weak correlations never flip a source
     for b in range(4):
         p, c = prev[b].numpy(), cur[b].numpy()
         p = p - p.mean(-1, keepdims=True)
@@ -50,22 +51,26 @@ def test_best_permutation_matches_brute_force():
         corr = (p / np.linalg.norm(p, axis=-1, keepdims=True)) @ (
             c / np.linalg.norm(c, axis=-1, keepdims=True)).T
         best = max(itertools.permutations(range(3)),
-                   key=lambda q: sum(corr[i, q[i]] for i in range(3)))
+                   key=lambda q: sum(abs(corr[i, q[i]]) for i in range(3)))
         assert perm[b].tolist() == list(best)
 
 
-def test_best_permutation_finds_shuffled_sources_and_keeps_order_on_ties():
+def test_match_sources_finds_shuffled_inverted_sources_and_keeps_order_on_ties():
     sources = torch.randn(2, 4, 300)
     order = torch.tensor([[2, 0, 3, 1], [1, 0, 3, 2]])
-    shuffled = torch.gather(sources, 1, order[:, :, None].expand(-1, -1, 300))
-    perm = chunking.best_permutation(sources, shuffled + 0.1 * torch.randn_like(shuffled))
+    flips = torch.tensor([[1.0, -1.0, 1.0, -1.0], [-1.0, -1.0, 1.0, 1.0]])
+    shuffled = torch.gather(sources, 1, order[:, :, None].expand(-1, -1, 300)) * flips[..., None]
+    perm, sign = chunking.match_sources(sources, shuffled + 0.1 * torch.randn_like(shuffled))
     assert torch.equal(torch.gather(order, 1, perm), torch.arange(4).expand(2, 4))
+    assert torch.equal(sign, torch.gather(flips, 1, perm))
     silent = torch.zeros(1, 3, 50)
-    assert chunking.best_permutation(silent, torch.randn(1, 3, 50)).tolist() == [[0, 1, 2]]
+    perm, sign = chunking.match_sources(silent, torch.randn(1, 3, 50))
+    assert perm.tolist() == [[0, 1, 2]] and sign.tolist() == [[1.0, 1.0, 1.0]]
 
 
-def _oracle(sources, spans, seed=0):
-    """A 'separator' that returns the true sources of each chunk in a random order."""
+def _oracle(sources, spans, seed=0, flip=False):
+    """A 'separator' that returns the true sources of each chunk in a random order (and, with
+    ``flip``, each with a random sign, as an SI-SNR-trained model without a mask may)."""
     gen = torch.Generator().manual_seed(seed)
     calls = iter(spans)
 
@@ -74,21 +79,24 @@ def _oracle(sources, spans, seed=0):
         assert mix.shape[-1] == end - start
         piece = sources[..., start:end]
         order = torch.randperm(sources.shape[1], generator=gen)
-        return piece[:, order]
+        signs = torch.randint(0, 2, (sources.shape[1], 1), generator=gen) * 2 - 1 if flip else 1
+        return piece[:, order] * signs
 
     return separate
 
 
+@pytest.mark.parametrize("flip", [False, True], ids=["order", "order-and-sign"])
 @pytest.mark.parametrize("total, chunk, overlap",
                          [(5000, 1000, 250), (4321, 800, 400), (999, 1000, 100)])
-def test_stitch_reorders_and_reconstructs_oracle_sources(total, chunk, overlap):
+def test_stitch_reorders_and_reconstructs_oracle_sources(total, chunk, overlap, flip):
     sources = torch.randn(2, 3, total)
     spans = chunking.plan_chunks(total, chunk, overlap)
-    out = chunking.separate_chunked(_oracle(sources, spans), sources.sum(1), chunk, overlap)
+    out = chunking.separate_chunked(_oracle(sources, spans, flip=flip), sources.sum(1), chunk,
+                                    overlap)
     assert out.shape == sources.shape
-    # each batch item comes out in the order of its first chunk, for the whole signal
-    first = chunking.best_permutation(sources[..., :100], out[..., :100])
-    aligned = torch.gather(out, 1, first[:, :, None].expand(-1, -1, total))
+    # each batch item comes out in the order (and sign) of its first chunk, for the whole signal
+    first, sign = chunking.match_sources(sources[..., :100], out[..., :100])
+    aligned = torch.gather(out, 1, first[:, :, None].expand(-1, -1, total)) * sign[..., None]
     torch.testing.assert_close(aligned, sources, atol=1e-5, rtol=1e-5)
 
 

@@ -6,10 +6,12 @@ of the signal (so it is longer than ``overlap`` but may be shorter than ``chunk`
 
 Stitching (:func:`stitch`), for each chunk after the first:
 
-1. *Re-ordering*: a separator outputs its sources in arbitrary order, which may differ from
+1. *Re-ordering*: a separator outputs its sources in arbitrary order (and, if trained with a
+   scale-invariant loss without a mask, possibly with either sign), which may differ from
    chunk to chunk. On the overlap both chunks estimate the same samples, so the sources of the
-   new chunk are permuted to maximise the summed normalised correlation with the previous
-   chunk's sources there (:func:`best_permutation`); a speaker then stays on the same output.
+   new chunk are permuted to maximise the summed absolute normalised correlation with the
+   previous chunk's sources there, and clearly inverted ones are flipped
+   (:func:`match_sources`); a speaker then stays on the same output with the same polarity.
 2. *Overlap-add*: on the overlap the previous chunk fades out with ``cos^2`` and the new one
    fades in with ``sin^2``; the two weights sum to one, so no normalisation is needed and every
    sample before the next overlap is final as soon as its chunk is done. Only one overlap of
@@ -51,18 +53,25 @@ def fade_in(length: int, dtype: torch.dtype = torch.float32) -> Tensor:
     return torch.sin(0.5 * math.pi * position).pow(2).to(dtype)
 
 
-def best_permutation(previous: Tensor, current: Tensor) -> Tensor:
-    """Order of ``current``'s sources that best continues ``previous``.
+#: a matched source whose correlation with the previous chunk is at most this is inverted
+FLIP_BELOW = -0.5
+
+
+def match_sources(previous: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
+    """Order (and polarity) of ``current``'s sources that best continue ``previous``.
 
     Args:
         previous: ``[B, S, N]`` sources of the previous chunk on the overlap.
         current: ``[B, S, N]`` sources of the new chunk on the same samples.
 
     Returns:
-        ``[B, S]`` int64 ``perm`` such that ``current[b, perm[b]]`` lines up with
-        ``previous[b]``; it maximises the sum of normalised correlations (cosine similarity
-        of the zero-mean signals). Silent sources correlate 0 with everything, so the identity
-        is kept when nothing can be told apart.
+        ``(perm, sign)``, both ``[B, S]``: ``sign[b, :, None] * current[b, perm[b]]`` lines up
+        with ``previous[b]``. ``perm`` maximises the sum of the absolute normalised
+        correlations (cosine similarity of the zero-mean signals): SI-SNR-trained models may
+        return a source with either sign. ``sign`` is -1 only for a clearly inverted source
+        (correlation <= :data:`FLIP_BELOW`), so masking models, whose sign is fixed, are never
+        flipped by noise on a quiet overlap. Silent sources correlate 0 with everything, so the
+        identity is kept when nothing can be told apart.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -71,15 +80,18 @@ def best_permutation(previous: Tensor, current: Tensor) -> Tensor:
     prev = prev / prev.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cur = cur / cur.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     scores = torch.einsum("bin,bjn->bij", prev, cur).cpu().numpy()
-    perms = []
+    perms, signs = [], []
     for score in scores:
-        rows, cols = linear_sum_assignment(score, maximize=True)
+        strength = abs(score)
+        rows, cols = linear_sum_assignment(strength, maximize=True)
         perm = torch.empty(len(rows), dtype=torch.int64)
         perm[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.int64)
-        if score[rows, cols].sum() <= score.trace() + 1e-9:  # ties: keep the order
+        if strength[rows, cols].sum() <= strength.trace() + 1e-9:  # ties: keep the order
             perm = torch.arange(len(rows))
+        matched = torch.as_tensor(score[torch.arange(len(rows)).numpy(), perm.numpy()])
         perms.append(perm)
-    return torch.stack(perms)
+        signs.append(torch.where(matched <= FLIP_BELOW, -1.0, 1.0))
+    return torch.stack(perms), torch.stack(signs)
 
 
 def iter_chunks(
@@ -131,10 +143,10 @@ def stitch(
         if ramp is None:
             ramp = fade_in(overlap, estimate.dtype).to(estimate.device)
         if index > 0 and overlap > 0:
-            perm = best_permutation(previous_tail, estimate[..., :overlap]).to(estimate.device)
+            perm, sign = match_sources(previous_tail, estimate[..., :overlap])
             estimate = torch.gather(
-                estimate, 1, perm[:, :, None].expand(-1, -1, estimate.shape[-1])
-            )
+                estimate, 1, perm.to(estimate.device)[:, :, None].expand(-1, -1, estimate.shape[-1])
+            ) * sign.to(estimate.device, estimate.dtype)[:, :, None]
             head = estimate[..., :overlap] * ramp + pending
             estimate = torch.cat([head, estimate[..., overlap:]], dim=-1)
         if index == last:
