@@ -105,12 +105,17 @@ def sdr(
     ``compute_permutation``, in which case each estimate is matched to the reference that
     maximises the mean SIR, as mir_eval does by default. Either way entry ``[..., j]`` is the
     SDR of reference ``j``. Not differentiable in a useful way: use :func:`si_snr` for training.
+    Signals must be longer than ``filter_length`` samples (shorter ones give inf or about
+    150 dB with fast_bss_eval): ValueError otherwise.
     """
     import fast_bss_eval
 
     estimate, target = _prepare(estimate, target)
     if estimate.dim() < 2:
         raise ValueError(f"sdr expects [..., S, T] tensors, got shape {tuple(estimate.shape)}")
+    if estimate.shape[-1] <= filter_length:
+        raise ValueError(f"sdr: {estimate.shape[-1]} samples are too short for BSS Eval with "
+                         f"filter_length={filter_length}; use si_snr or a shorter filter_length")
     # NumPy backend: torch's batched CPU linalg.solve fails for 512x512 systems with several
     # threads in some builds ("Pivots given to lu_solve must all be greater or equal to 1").
     est = estimate.detach().to("cpu", torch.float64).numpy()

@@ -93,6 +93,15 @@ def test_silent_reference_is_skipped_with_a_note(tmp_path):
     assert "1 file(s) skipped: reference is silent" in format_summary(result)
 
 
+def test_items_too_short_for_sdr_keep_si_snr_with_a_note():
+    items = separation_items(2) + separation_items(1, length=300)
+    result = evaluate(MixtureCopies(), "separation", items)
+    short = result.rows[2]
+    assert short["sdr"] is None and short["si_snr"] is not None
+    assert short["note"] == "too short for SDR (<= 512 samples)"
+    assert result.summary["sdr"]["count"] == 2 and result.summary["si_snr"]["count"] == 3
+
+
 class FixedLogits(nn.Module):
     def __init__(self, predictions):
         super().__init__()

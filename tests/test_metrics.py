@@ -83,6 +83,14 @@ def test_sdr_matches_mir_eval():
     np.testing.assert_allclose(metrics.sdr(est, tgt)[0].numpy(), ref, atol=1e-3)
 
 
+def test_sdr_refuses_signals_not_longer_than_its_filter():
+    # fast_bss_eval gives inf (or about 150 dB) there, where mir_eval gives ordinary values
+    tgt = torch.randn(1, 2, 256, dtype=torch.float64)
+    with pytest.raises(ValueError, match="256 samples are too short for BSS Eval"):
+        metrics.sdr(tgt + 0.1 * torch.randn_like(tgt), tgt)
+    assert torch.isfinite(metrics.sdr(tgt + 0.1 * torch.randn_like(tgt), tgt, filter_length=64)).all()
+
+
 def test_sdr_permutation_and_improvement():
     tgt = torch.randn(2, 2, 2000, dtype=torch.float64)
     est = tgt + 0.3 * tgt.flip(1) + 0.1 * torch.randn_like(tgt)

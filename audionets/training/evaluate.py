@@ -50,6 +50,9 @@ class EvalResult:
     notes: dict[str, int] = field(default_factory=dict)
 
 
+SDR_FILTER = 512  # BSS Eval's distortion filter length (mir_eval's default)
+
+
 def _finite(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """Replace non-finite metric values by None with a note (never NaN in a summary)."""
     bad = [n for n in names if row.get(n) is not None and not math.isfinite(row[n])]
@@ -99,9 +102,11 @@ def evaluate_item(model: nn.Module, task: str, item: dict[str, Any], device: tor
     ordered = M.reorder(estimates, perm)[0]  # [S, T], lined up with the references
     row["si_snr"] = float(M.si_snr(ordered, sources).mean())
     row["si_snri"] = float(M.si_snr_improvement(ordered, sources, mix).mean())
-    if sdr:
-        row["sdr"] = float(M.sdr(ordered, sources).mean())
-        row["sdri"] = float(M.sdr_improvement(ordered, sources, mix).mean())
+    if sdr and sources.shape[-1] > SDR_FILTER:
+        row["sdr"] = float(M.sdr(ordered, sources, SDR_FILTER).mean())
+        row["sdri"] = float(M.sdr_improvement(ordered, sources, mix, SDR_FILTER).mean())
+    elif sdr:
+        row.update(sdr=None, sdri=None, note=f"too short for SDR (<= {SDR_FILTER} samples)")
     return _finite(row, METRICS[task])
 
 
