@@ -71,3 +71,44 @@ def test_bad_input_raises_audio_errors(classifier, tmp_path):
 def test_label_count_must_match_the_model():
     with pytest.raises(CheckpointError, match="3 labels for a model with 4 classes"):
         Classifier(tiny_cnn(), RATE, LABELS[:3])
+
+
+def test_long_files_are_classified_window_by_window(tmp_path):
+    # 2.6 s with 1 s windows: two full windows and a 0.6 s one, weighted by their lengths
+    torch.manual_seed(0)
+    classifier = Classifier(tiny_cnn(), RATE, LABELS, min_seconds=0.25, window_seconds=1.0,
+                            batch_size=1)
+    wav = torch.from_numpy(
+        (np.random.default_rng(1).standard_normal(int(2.6 * RATE)) * 0.2).astype(np.float32))
+    wav[RATE:2 * RATE] *= 5  # the windows differ
+    path = tmp_path / "long.wav"
+    sf.write(str(path), wav.numpy(), RATE, subtype="FLOAT")
+    windows = [wav[:RATE], wav[RATE:2 * RATE], wav[2 * RATE:]]
+    expected = sum(classifier.classify_batch(w[None])[0] * len(w) for w in windows) / len(wav)
+    top = classifier.classify_file(path, top_k=len(LABELS))
+    got = torch.tensor([dict(top)[label] for label in LABELS])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, classifier.classify_batch(wav[None])[0], atol=1e-3)
+    # batching the windows changes nothing, and a file of one window is one pass
+    batched = Classifier(classifier.model, RATE, LABELS, min_seconds=0.25, window_seconds=1.0)
+    again = batched.classify_file(path, top_k=4)
+    assert [label for label, _ in again] == [label for label, _ in top]
+    assert [p for _, p in again] == pytest.approx([p for _, p in top], rel=1e-5)
+    one = Classifier(classifier.model, RATE, LABELS, min_seconds=0.25, window_seconds=3.0)
+    whole = one.classify_file(path, top_k=4)
+    reference = classifier.classify_batch(wav[None])[0]
+    assert [p for _, p in whole] == pytest.approx(sorted(reference.tolist(), reverse=True),
+                                                  rel=1e-5)
+
+
+def test_from_pretrained_windows_like_the_training_crops(tmp_path):
+    from audionets.hub import ModelMeta, save_pretrained
+
+    config = {"task": "classification", "sample_rate": RATE, "labels": LABELS,
+              "data": {"segment_seconds": 0.5},
+              "model": {"name": "td_cnn", "num_classes": len(LABELS), "sample_rate": RATE,
+                        "channels": [8, 8], "kernel_sizes": [40, 3], "strides": [4, 1],
+                        "pool": 4}}
+    save_pretrained(tiny_cnn(), ModelMeta("classification", RATE, LABELS, config), tmp_path)
+    loaded = Classifier.from_pretrained(tmp_path)
+    assert loaded.window_seconds == 0.5 and loaded.min_samples == RATE // 2

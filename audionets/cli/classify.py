@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 
 from audionets.cli._shared import number, report, warn
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                top = classifier.classify_file(file, top_k=args.top_k)
+                top = classifier.classify_file(file, top_k=args.top_k,
+                                               progress=sys.stderr.isatty())
         except AudionetsError as err:
             if getattr(args, "debug", False):
                 raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from audionets.errors import AudioError, CheckpointError
@@ -27,3 +29,20 @@ def load_checked(source, device: str, task: str):
         hint = f"; load it with audionets.{use}" if use else ""
         raise CheckpointError(f"{source}: is a {meta.task} model, not a {task} model{hint}")
     return model, meta
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, name: str, enabled: bool, unit: str = "chunk"):
+    """A tqdm bar on stderr with ``update``/``close``, or one that does nothing."""
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit=unit, file=sys.stderr, leave=False)

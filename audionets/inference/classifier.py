@@ -10,16 +10,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from audionets import audio
-from audionets.errors import CheckpointError
-from audionets.inference._common import check_batch, load_checked
+from audionets.errors import CheckpointError, ConfigError
+from audionets.inference._common import check_batch, load_checked, progress_bar
 from audionets.utils import resolve_device
 
 #: Shipped model used when no model is named.
@@ -38,6 +40,12 @@ class Classifier:
             data loader pads short clips), so that very short clips still reach the pooling
             layers; ``from_pretrained`` uses the training segment length when the config has
             one.
+        window_seconds: files longer than this are classified window by window (consecutive
+            windows of this length, streamed from disk, ``batch_size`` at a time) and the
+            class probabilities averaged, weighted by window length: memory stays bounded and
+            the model sees inputs like its training crops. None: one pass over the whole file.
+            ``from_pretrained`` uses the training segment length when the config has one.
+        batch_size: windows per forward pass.
         source: where the model came from (for messages).
     """
 
@@ -49,6 +57,8 @@ class Classifier:
         device: str | torch.device = "cpu",
         min_seconds: float = 0.5,
         source: str | None = None,
+        window_seconds: float | None = None,
+        batch_size: int = 16,
     ) -> None:
         num_classes = getattr(model, "num_classes", None)
         if num_classes is not None and num_classes != len(labels):
@@ -62,6 +72,10 @@ class Classifier:
         self.labels = list(labels)
         self.min_samples = max(1, round(min_seconds * self.sample_rate))
         self.source = source
+        if window_seconds is not None and not window_seconds > 0:
+            raise ConfigError(f"window_seconds must be > 0 or None; got {window_seconds}")
+        self.window_seconds = window_seconds
+        self.batch_size = max(1, int(batch_size))
 
     @classmethod
     def from_pretrained(
@@ -81,8 +95,9 @@ class Classifier:
         if not meta.labels:
             raise CheckpointError(f"{source}: the model has no labels; add labels to config.yaml")
         segment = (meta.config.get("data") or {}).get("segment_seconds")
-        if segment and "min_seconds" not in kwargs:
-            kwargs["min_seconds"] = float(segment)
+        if segment:
+            kwargs.setdefault("min_seconds", float(segment))
+            kwargs.setdefault("window_seconds", float(segment))
         return cls(model, meta.sample_rate, meta.labels, device=device, source=str(source),
                    **kwargs)
 
@@ -103,21 +118,59 @@ class Classifier:
             logits = self.model(wav.to(self.device))
         return logits.float().softmax(dim=-1).cpu()
 
-    def classify_file(self, path: str | os.PathLike, top_k: int = 5) -> list[tuple[str, float]]:
+    def classify_file(self, path: str | os.PathLike, top_k: int = 5,
+                      progress: bool = False) -> list[tuple[str, float]]:
         """The ``top_k`` most likely ``(label, probability)`` pairs for an audio file.
 
-        The file is averaged to mono and resampled to :attr:`sample_rate`; the whole file is
-        one input. An all-zero (silent) file is classified too, with a ``UserWarning``.
+        The file is averaged to mono and resampled to :attr:`sample_rate`. A file longer than
+        ``window_seconds`` is classified window by window and the probabilities averaged
+        (see the class docstring; ``progress`` shows a bar over the windows); a shorter one
+        is one input. An all-zero (silent) file is classified too, with a ``UserWarning``.
         Raises :class:`~audionets.errors.AudioError` for unreadable, corrupt, truncated or
         NaN/Inf input.
         """
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1; got {top_k}")
         path = Path(path)
-        wav, _ = audio.load(path, sample_rate=self.sample_rate, mono=True)
-        if not wav.any():
+        meta = audio.info(path)
+        rate, frames = meta.sample_rate, meta.num_frames
+        window = None if self.window_seconds is None else max(1, round(self.window_seconds * rate))
+        if window is None or frames <= window:
+            wav, _ = audio.load(path, sample_rate=self.sample_rate, mono=True)
+            heard, probs = bool(wav.any()), self.classify_batch(wav)[0]
+        else:
+            heard, probs = self._classify_windows(path, rate, frames, window, progress)
+        if not heard:
             warnings.warn(f"{path}: input is silent (all samples are zero); the classes are the "
                           "model's response to silence", UserWarning, stacklevel=2)
-        probs = self.classify_batch(wav)[0]
         values, indices = probs.topk(min(top_k, len(self.labels)))
         return [(self.labels[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
+
+    def _classify_windows(self, path: Path, rate: int, frames: int, window: int,
+                          progress: bool) -> tuple[bool, torch.Tensor]:
+        """(any sample non-zero, window-length-weighted mean probabilities ``[C]``)."""
+        bar = progress_bar(math.ceil(frames / window), path.name, progress, unit="window")
+        total = torch.zeros(len(self.labels), dtype=torch.float64)
+        heard, batch = False, []
+
+        def flush() -> None:
+            nonlocal total
+            lengths = torch.tensor([w.shape[-1] for w in batch], dtype=torch.float64)
+            wavs = [audio.resample(w, rate, self.sample_rate) for w in batch]
+            longest = max(w.shape[-1] for w in wavs)
+            stacked = torch.stack([F.pad(w, (0, longest - w.shape[-1])) for w in wavs])
+            total += (self.classify_batch(stacked).double() * lengths[:, None]).sum(dim=0)
+            bar.update(len(batch))
+            batch.clear()
+
+        for block in audio.stream(path, block_frames=window, mono=True):
+            heard = heard or bool(block.any())
+            if batch and block.shape[-1] != batch[0].shape[-1]:
+                flush()  # the shorter last window goes on its own
+            batch.append(block[0])
+            if len(batch) == self.batch_size:
+                flush()
+        if batch:
+            flush()
+        bar.close()
+        return heard, (total / frames).float()

@@ -15,7 +15,6 @@ block to temporary files and renamed at the end (see :mod:`audionets.inference.o
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +25,7 @@ from torch import nn
 from audionets import audio
 from audionets.errors import AudioError, ConfigError, OutputError
 from audionets.inference import chunking, outputs
-from audionets.inference._common import check_batch, load_checked
+from audionets.inference._common import check_batch, load_checked, progress_bar
 from audionets.utils import prepare_out_dir, resolve_device
 
 #: Shipped model used when no model is named.
@@ -236,7 +235,7 @@ class Separator:
             try:
                 for i in range(len(targets)):
                     writers.append(_open_writer(outs.temp(i), rate))
-                bar = _progress(len(spans), path.name, enabled=progress and len(spans) > 1)
+                bar = progress_bar(len(spans), path.name, progress and len(spans) > 1)
                 for block in chunking.stitch(estimates(), spans, overlap):
                     _write_block(writers, block, targets[0].parent)
                     bar.update(1)
@@ -280,19 +279,3 @@ def _write_block(writers: list, block: torch.Tensor, folder: Path) -> None:
             writer.write(samples)
     except (OSError, sf.SoundFileError) as err:
         raise OutputError(f"{folder}: cannot write the outputs: {err}") from None
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, name: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=name, unit="chunk", file=sys.stderr, leave=False)
