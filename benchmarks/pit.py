@@ -1,9 +1,9 @@
 """PIT SI-SNR loss: audionets.metrics.pit_si_snr_loss vs SpeechBrain's get_si_snr_with_pitwrapper.
 
 For each number of sources: checks that both give the same per-example loss (max abs diff),
-times forward + backward (warm-up, then the median of ``--repeats`` runs) and measures the peak
-extra resident memory of one forward + backward in a fresh child process (Linux VmHWM after
-resetting it; elsewhere the growth of ``ru_maxrss``).
+times forward + backward (warm-up, then the median of ``--repeats`` runs, the two alternating)
+and measures the peak extra resident memory of one forward + backward in a fresh child process
+(Linux VmHWM after resetting it; elsewhere the growth of ``ru_maxrss``).
 
 SpeechBrain's wrapper loops over examples in Python and tries all S! permutations (720 for 6
 sources) on a loss matrix built from S copies of the signals; ours builds the [B, S, S] matrix
@@ -59,15 +59,20 @@ def step(loss_fn: Loss, estimates: torch.Tensor, targets: torch.Tensor) -> torch
     return loss.detach()
 
 
-def time_step(loss_fn: Loss, estimates, targets, warmup: int, repeats: int) -> float:
+def time_pair(first: Loss, second: Loss, estimates, targets, warmup: int,
+              repeats: int) -> tuple[float, float]:
+    """Median seconds of a step of ``first`` and of ``second``, the repeats alternating so
+    that both see the same machine load."""
     for _ in range(warmup):
-        step(loss_fn, estimates, targets)
-    times = []
+        step(first, estimates, targets)
+        step(second, estimates, targets)
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        step(loss_fn, estimates, targets)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for loss_fn, record in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            step(loss_fn, estimates, targets)
+            record.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _status_kib(field: str) -> int:
@@ -131,8 +136,8 @@ def main() -> None:
         ours_loss = step(ours, estimates, targets)
         sb_loss = step(speechbrain, estimates, targets)
         diff = (ours_loss - sb_loss).abs().max().item()
-        t_ours = time_step(ours, estimates, targets, args.warmup, args.repeats)
-        t_sb = time_step(speechbrain, estimates, targets, args.warmup, args.repeats)
+        t_ours, t_sb = time_pair(ours, speechbrain, estimates, targets, args.warmup,
+                                 args.repeats)
         line = (f"{sources:>2} {diff:>10.2e} {1e3 * t_ours:>9.2f} {1e3 * t_sb:>9.2f} "
                 f"{t_sb / t_ours:>8.1f}")
         if not args.no_memory:
