@@ -105,8 +105,18 @@ def build_from_config(config: dict[str, Any], where: str) -> nn.Module:
         raise CheckpointError(f"{where}: cannot build the model: {first}") from None
 
 
+def migrate_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` passed through ``model.migrate_state_dict`` when the model has one."""
+    migrate = getattr(model, "migrate_state_dict", None)
+    return migrate(state) if migrate is not None else state
+
+
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """``model.load_state_dict(state)`` with a one-line CheckpointError naming the first bad key."""
+    """``model.load_state_dict(state)`` with a one-line CheckpointError naming the first bad key.
+
+    A model with a ``migrate_state_dict`` method first renames the weights of earlier versions.
+    """
+    state = migrate_state_dict(model, state)
     expected = model.state_dict()
     for key, value in expected.items():
         if key not in state:

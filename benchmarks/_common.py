@@ -70,13 +70,45 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _status_mib(field: str) -> float | None:
+    """A memory field of /proc/self/status (Linux) in MiB, or None elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
 def peak_memory_mib(device: torch.device) -> float:
-    """Peak CUDA memory allocated on ``device``, or the process's peak RSS on CPU (MiB)."""
+    """Peak CUDA memory allocated on ``device``, or the process's peak RSS on CPU (MiB), since
+    the start or the last :func:`reset_peak_memory`."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    hwm = _status_mib("VmHWM")  # Linux: reset by reset_peak_memory
+    if hwm is not None:
+        return hwm
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # lifetime peak
+
+
+def reset_peak_memory(device: torch.device) -> float:
+    """Memory in use now (MiB: CUDA allocated, or RSS on CPU), made the new peak: what
+    :func:`peak_memory_mib` reports afterwards is the peak from here on. Where the peak cannot
+    be reset (CPU outside Linux) the lifetime peak is returned, as before."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    try:  # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return peak_memory_mib(device)
+    return _status_mib("VmRSS") or peak_memory_mib(device)
 
 
 def memory_label(args: argparse.Namespace) -> str:

@@ -14,8 +14,9 @@ source, trimmed to the input length, negative SI-SNR against fixed random target
 With ``--precision bf16`` the forward and the loss run under ``torch.autocast(bfloat16)``.
 
 Each variant runs in a fresh subprocess so its peak memory is its own: on CPU the process's
-peak RSS, on CUDA ``torch.cuda.max_memory_allocated``; ``step memory`` is that peak minus the
-peak after the model and Adam state were built (activations and gradients of the step).
+peak RSS (VmHWM), on CUDA ``torch.cuda.max_memory_allocated``, both reset once the model and
+Adam state are built (gradients freed); ``step memory`` is the peak of the steps minus the
+memory in use at that point: activations, gradients and workspace of a step.
 ``--rounds`` alternates the subprocesses.
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 from _common import (add_runtime_args, autocast, build_published_folder, describe, memory_label,
-                     peak_memory_mib, run_worker, setup_worker, synchronize)
+                     peak_memory_mib, reset_peak_memory, run_worker, setup_worker, synchronize)
 
 VARIANTS = ("speechbrain", "ours", "ours-checkpointing")
 
@@ -93,7 +94,7 @@ def worker(args: argparse.Namespace) -> None:
     optimizer.zero_grad(set_to_none=True)
     for group in optimizer.param_groups:
         group["lr"] = 1.5e-4
-    built = peak_memory_mib(device)
+    built = reset_peak_memory(device)  # model + Adam state, no gradients, peak reset here
     times, losses = [], []
     for index in range(args.warmup + args.runs):
         synchronize(device)

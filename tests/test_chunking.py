@@ -38,6 +38,11 @@ def test_crossfade_is_symmetric_and_monotonic():
     assert torch.all(ramp[1:] > ramp[:-1]) and 0 < ramp[0] < 0.01 and 0.99 < ramp[-1] < 1
 
 
+def worth(correlation: float) -> float:
+    """A pair's correlation after the flip match_sources would give it."""
+    return -correlation if correlation <= chunking.FLIP_BELOW else correlation
+
+
 def test_match_sources_matches_brute_force():
     gen = torch.Generator().manual_seed(1)
     prev = torch.randn(4, 3, 200, generator=gen)
@@ -51,8 +56,21 @@ def test_match_sources_matches_brute_force():
         corr = (p / np.linalg.norm(p, axis=-1, keepdims=True)) @ (
             c / np.linalg.norm(c, axis=-1, keepdims=True)).T
         best = max(itertools.permutations(range(3)),
-                   key=lambda q: sum(abs(corr[i, q[i]]) for i in range(3)))
+                   key=lambda q: sum(worth(corr[i, q[i]]) for i in range(3)))
         assert perm[b].tolist() == list(best)
+
+
+def test_weak_anti_correlation_is_no_match():
+    # correlations [[0.10, -0.35], [-0.30, 0.05]]: swapping would pair anti-correlated sources
+    # that are not flipped (above -0.5), so the plain order (+0.10, +0.05) is the better one
+    basis = torch.linalg.qr(torch.randn(400, 4, dtype=torch.float64))[0].T  # orthonormal rows
+    basis = basis - basis.mean(-1, keepdim=True)
+    basis = torch.linalg.qr(basis.T)[0].T  # still orthonormal, and zero-mean
+    wanted = torch.tensor([[0.10, -0.35], [-0.30, 0.05]], dtype=torch.float64)
+    rest = (1 - wanted.pow(2).sum(0)).sqrt()
+    current = wanted.T @ basis[:2] + rest[:, None] * basis[2:]
+    perm, sign = chunking.match_sources(basis[None, :2], current[None])
+    assert perm.tolist() == [[0, 1]] and sign.tolist() == [[1.0, 1.0]]
 
 
 def test_match_sources_finds_shuffled_inverted_sources_and_keeps_order_on_ties():

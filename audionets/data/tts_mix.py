@@ -233,7 +233,8 @@ class TTSMix(Dataset):
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would build it
                 raise ConfigError(
                     f"data.root: {root_path} has no manifest.csv; with torchrun build the pool "
-                    f"first: audionets prepare-tts-mix {root_path}"
+                    f"first: audionets prepare-tts-mix {root_path} --num-utterances "
+                    f"{num_utterances} --seed {pool_seed}"
                 )
             manifest = prepare(root_path, num_utterances, pool_seed)
         with open(manifest, newline="") as handle:

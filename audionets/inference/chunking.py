@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -66,12 +67,12 @@ def match_sources(previous: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
 
     Returns:
         ``(perm, sign)``, both ``[B, S]``: ``sign[b, :, None] * current[b, perm[b]]`` lines up
-        with ``previous[b]``. ``perm`` maximises the sum of the absolute normalised
-        correlations (cosine similarity of the zero-mean signals): SI-SNR-trained models may
-        return a source with either sign. ``sign`` is -1 only for a clearly inverted source
-        (correlation <= :data:`FLIP_BELOW`), so masking models, whose sign is fixed, are never
-        flipped by noise on a quiet overlap. Silent sources correlate 0 with everything, so the
-        identity is kept when nothing can be told apart.
+        with ``previous[b]``. A source is flipped (``sign`` -1) only when clearly inverted, its
+        normalised correlation (cosine similarity of the zero-mean signals) at most
+        :data:`FLIP_BELOW`: SI-SNR-trained models without a mask may return either sign, while
+        masking models, whose sign is fixed, are never flipped by noise on a quiet overlap.
+        ``perm`` maximises the summed correlations after those flips. Silent sources correlate
+        0 with everything, so the identity is kept when nothing can be told apart.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -82,13 +83,14 @@ def match_sources(previous: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
     scores = torch.einsum("bin,bjn->bij", prev, cur).cpu().numpy()
     perms, signs = [], []
     for score in scores:
-        strength = abs(score)
-        rows, cols = linear_sum_assignment(strength, maximize=True)
+        # a pair is worth its correlation after the flip it would get
+        worth = np.where(score <= FLIP_BELOW, -score, score)
+        rows, cols = linear_sum_assignment(worth, maximize=True)
         perm = torch.empty(len(rows), dtype=torch.int64)
         perm[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.int64)
-        if strength[rows, cols].sum() <= strength.trace() + 1e-9:  # ties: keep the order
+        if worth[rows, cols].sum() <= worth.trace() + 1e-9:  # ties: keep the order
             perm = torch.arange(len(rows))
-        matched = torch.as_tensor(score[torch.arange(len(rows)).numpy(), perm.numpy()])
+        matched = torch.as_tensor(score[np.arange(len(rows)), perm.numpy()])
         perms.append(perm)
         signs.append(torch.where(matched <= FLIP_BELOW, -1.0, 1.0))
     return torch.stack(perms), torch.stack(signs)

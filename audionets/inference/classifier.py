@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from audionets import audio
@@ -79,7 +78,8 @@ class Classifier:
 
     @classmethod
     def from_pretrained(
-        cls, source: str | os.PathLike = DEFAULT_CLASSIFIER, device: str = "cpu", **kwargs
+        cls, source: str | os.PathLike = DEFAULT_CLASSIFIER, device: str | torch.device = "cpu",
+        **kwargs
     ) -> "Classifier":
         """Load a classification model by shipped name, folder, experiment dir or hub id.
 
@@ -90,6 +90,7 @@ class Classifier:
         """
         from audionets.nn.prepack import prepack_linear_layers
 
+        device = resolve_device(device)  # "auto", or a one-line error before any loading
         model, meta = load_checked(source, device=device, task="classification")
         model = prepack_linear_layers(model)  # leaves layers on another device as they are
         if not meta.labels:
@@ -155,11 +156,10 @@ class Classifier:
 
         def flush() -> None:
             nonlocal total
-            lengths = torch.tensor([w.shape[-1] for w in batch], dtype=torch.float64)
-            wavs = [audio.resample(w, rate, self.sample_rate) for w in batch]
-            longest = max(w.shape[-1] for w in wavs)
-            stacked = torch.stack([F.pad(w, (0, longest - w.shape[-1])) for w in wavs])
-            total += (self.classify_batch(stacked).double() * lengths[:, None]).sum(dim=0)
+            # the windows of a batch have one length: one resampling call for all of them
+            stacked = audio.resample(torch.stack(batch), rate, self.sample_rate)
+            weight = float(batch[0].shape[-1])
+            total += self.classify_batch(stacked).double().sum(dim=0) * weight
             bar.update(len(batch))
             batch.clear()
 

@@ -70,7 +70,7 @@ class Separator:
 
     @classmethod
     def from_pretrained(
-        cls, source: str | os.PathLike = DEFAULT_SEPARATOR, device: str = "cpu",
+        cls, source: str | os.PathLike = DEFAULT_SEPARATOR, device: str | torch.device = "cpu",
         quantize: str | None = None, **kwargs,
     ) -> "Separator":
         """Load a separation model by shipped name, folder, experiment dir, SpeechBrain folder
@@ -85,7 +85,8 @@ class Separator:
         """
         if quantize not in (None, "int8"):
             raise ConfigError(f"unknown quantization {quantize!r}; use int8 or leave it out")
-        if quantize and resolve_device(device).type != "cpu":
+        device = resolve_device(device)  # "auto", or a one-line error before any loading
+        if quantize and device.type != "cpu":
             raise ConfigError("int8 quantization runs on CPU only; use device cpu")
         model, meta = load_checked(source, device="cpu" if quantize else device, task="separation")
         if quantize:

@@ -59,7 +59,8 @@ def _finite(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     for name in bad:
         row[name] = None
     if bad:
-        row["note"] = "non-finite " + ", ".join(bad)
+        note = "non-finite " + ", ".join(bad)
+        row["note"] = f"{row['note']}; {note}" if row.get("note") else note
     return row
 
 

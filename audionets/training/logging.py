@@ -56,9 +56,9 @@ class MetricsLogger:
         self.rows.append(clean)
         self._write_csv()
         if self._writer is not None:
-            step = int(clean.get("epoch", len(self.rows)))
+            step = int(clean.get("step", len(self.rows)))  # optimizer steps: partial epochs too
             for key, value in clean.items():
-                if key != "epoch":
+                if key not in ("epoch", "step"):
                     self._writer.add_scalar(key.replace("_", "/", 1), value, step)
             self._writer.flush()
 

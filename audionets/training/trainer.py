@@ -74,11 +74,23 @@ def seed_everything(seed: int) -> None:
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+@contextlib.contextmanager
+def _rng_kept() -> Iterator[None]:
+    """Put the global torch (CPU), NumPy and ``random`` states back after the block."""
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
 class _SeededItems(Dataset):
     """``dataset`` read at ``(position, index)`` keys; the torch, NumPy and ``random`` draws of
-    each item are seeded from ``(*base, position)`` alone (the caller's RNG states are put back
-    afterwards). Which DataLoader worker reads an item, and how many batches a resumed epoch
-    skipped, then no longer change it."""
+    each item are seeded from ``(*base, position)`` alone. Which DataLoader worker reads an
+    item, and how many batches a resumed epoch skipped, then no longer change it. In the main
+    process (``num_workers=0``) the model's RNG stream is put back after each item."""
 
     def __init__(self, dataset: Dataset, base: tuple[int, ...]) -> None:
         self.dataset, self.base = dataset, base
@@ -90,22 +102,18 @@ class _SeededItems(Dataset):
         position, index = key
         words = [value % 2**32 for value in (*self.base, position)]
         seed = int(np.random.SeedSequence(words).generate_state(1)[0])
-        states = torch.get_rng_state(), np.random.get_state(), random.getstate()
-        try:
+        in_worker = torch.utils.data.get_worker_info() is not None  # nothing else draws there
+        with contextlib.nullcontext() if in_worker else _rng_kept():
             torch.default_generator.manual_seed(seed)  # CPU only: CUDA's stream is the model's
             np.random.seed(seed)
             random.seed(seed)
             return self.dataset[index]
-        finally:
-            torch.set_rng_state(states[0])
-            np.random.set_state(states[1])
-            random.setstate(states[2])
 
 
 def _init_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: leave Ctrl-C / SIGTERM to the main process, which saves a
-    checkpoint and stops the workers (``pkill`` and terminals signal the whole group), and derive
-    NumPy/``random`` seeds from the worker's torch seed.
+    checkpoint and stops the workers (``pkill`` and terminals signal the whole group). (Items
+    seed their own random draws: :class:`_SeededItems`.)
 
     The worker starts with both signals blocked (see :func:`_iterate`); one that arrived since is
     discarded when it is ignored here, before they are unblocked."""
@@ -113,9 +121,6 @@ def _init_worker(worker_id: int) -> None:
         signal.signal(signum, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 def _iterate(loader: DataLoader) -> Iterator:
@@ -186,9 +191,10 @@ def build_dataset(config: Config, split: str) -> Dataset:
 
 def build_model(config: Config) -> nn.Module:
     """The model of ``config.model`` (``{"name": ..., **kwargs}``)."""
+    from audionets import models
+
     load_registries()
-    spec = dict(config.model)
-    return MODELS.build(spec.pop("name"), _where="model", **spec)
+    return models.build_model(config.model)
 
 
 def init_weights(model: nn.Module, config: Config) -> None:
@@ -335,7 +341,8 @@ class Trainer:
         # the test split too, so that a gap in its files fails now, not after the training
         splits = SPLITS if config.trainer.test else SPLITS[:2]
         self.datasets = {split: build_dataset(config, split) for split in splits}
-        check_items(config.task, self.datasets["train"], f"data.name={config.data['name']}")
+        with _rng_kept():  # reading an item must not move the seed of the weights
+            check_items(config.task, self.datasets["train"], f"data.name={config.data['name']}")
         self._resolve_labels()
         self.model = build_model(config).to(self.device)
         if config.init_from is not None and not resume:
@@ -434,7 +441,8 @@ class Trainer:
         if split == "train" and hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)  # datasets that draw fresh examples per epoch
         keys = list(enumerate(indices, start=first))
-        # the workers' base seed comes from here, not from the global RNG (the model's stream)
+        # the workers' base seed comes from here: creating them draws nothing from the global
+        # RNG (the model's stream), so a resumed run's dropout masks stay those of the original
         generator = torch.Generator()
         generator.manual_seed(self.config.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
         workers = self.config.trainer.num_workers
@@ -477,10 +485,12 @@ class Trainer:
         return path
 
     def _load_last(self) -> None:
+        from audionets import hub
+
         path = self.ckpt_dir / LAST
         state = load_checkpoint(path, map_location=self.device)
         try:
-            self.model.load_state_dict(state["model"])
+            self.model.load_state_dict(hub.migrate_state_dict(self.model, state["model"]))
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
@@ -672,9 +682,13 @@ class Trainer:
     def _end_epoch(self, train: dict[str, float], valid: dict[str, float], seconds: float,
                    partial: bool) -> None:
         value = valid.get(self.monitor, math.nan)
-        # a partial epoch (stopped by max_steps) is logged at its fraction, e.g. 2.4
-        done = self.batch_in_epoch / self._num_batches("train") if partial else 0.0
-        row = {"epoch": self.epoch + round(done, 3), "step": self.step,
+        # a partial epoch (stopped by max_steps) is logged at its fraction, e.g. 2.4: strictly
+        # between the whole epochs, so that a resumed run replaces the row
+        done = 0.0
+        if partial:
+            fraction = self.batch_in_epoch / self._num_batches("train")
+            done = min(max(math.floor(fraction * 1000) / 1000, 0.001), 0.999)
+        row = {"epoch": self.epoch + done, "step": self.step,
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **train, **valid}
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not partial:
             if math.isfinite(value):
