@@ -182,9 +182,7 @@ def _load_experiment(folder: Path) -> tuple[nn.Module, ModelMeta]:
     if not path.is_file():
         raise CheckpointError(f"{ckpt_dir}: no checkpoint (best-*.pt or {LAST}); train first or "
                               "pass a checkpoint file")
-    model, meta = _load_checkpoint_file(path)
-    meta.source = str(folder)
-    return model, meta
+    return _load_checkpoint_file(path)  # meta.source names the checkpoint file it chose
 
 
 def _load_speechbrain(folder: Path) -> tuple[nn.Module, ModelMeta]:
@@ -226,9 +224,9 @@ def _download(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id=repo_id))
     except Exception as err:  # network, missing repo, auth: all reported the same way
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{repo_id}: could not download from the Hugging Face hub "
-                              f"({first[:160]}); check the name, the network and, for a private "
-                              "model, HF_TOKEN, or pass the path of a local copy") from None
+        raise CheckpointError(f"{repo_id}: no such local file or folder, and could not download "
+                              f"it from the Hugging Face hub ({first[:160]}); check the path or "
+                              "the name, the network and, for a private model, HF_TOKEN") from None
 
 
 def resolve_source(source: str | Path) -> Path:

@@ -78,7 +78,7 @@ def test_experiment_folder_loads_the_best_checkpoint(tmp_path):
     exp, best, last = make_experiment(tmp_path)
     loaded, meta = load_model(exp)
     assert outputs_equal(loaded, best) and not outputs_equal(loaded, last)
-    assert meta.source == str(exp)
+    assert meta.source == str(exp / "checkpoints/best-epoch002-valid_si_snri=3.5000.pt")
     for path in (exp / "checkpoints").glob("best-*"):
         path.unlink()
     loaded, _ = load_model(exp)
@@ -190,9 +190,9 @@ def test_failed_download_is_one_line_that_says_what_to_do(monkeypatch):
     with pytest.raises(CheckpointError) as info:
         load_model("someone/not-here")
     assert str(info.value) == (
-        "someone/not-here: could not download from the Hugging Face hub (ConnectError: [Errno -2] "
-        "Name or service not known); check the name, the network and, for a private model, "
-        "HF_TOKEN, or pass the path of a local copy")
+        "someone/not-here: no such local file or folder, and could not download it from the "
+        "Hugging Face hub (ConnectError: [Errno -2] Name or service not known); check the path "
+        "or the name, the network and, for a private model, HF_TOKEN")
 
 
 def write_folder(folder: Path, config: dict, model=None) -> Path:

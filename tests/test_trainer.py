@@ -215,7 +215,7 @@ def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):
     train(make_config(tmp_path, "trainer.max_epochs=1", "trainer.test=false"))
     with pytest.raises(OutputError, match="--resume"):
         Trainer(make_config(tmp_path))
-    with pytest.raises(CheckpointError, match="does not fit this config"):
+    with pytest.raises(CheckpointError, match=r"last\.pt: weight 'net\.0\.weight' has shape"):
         Trainer(make_config(tmp_path, "model.hidden=16"), resume=True)
 
 
@@ -389,7 +389,9 @@ def test_cli_interrupt_prints_how_to_resume(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "stopped by SIGTERM" in out
     assert f"audionets train {config} model.kill_at_call=3 --resume" in out
-    assert main(["train", str(config), "--resume", "trainer.max_epochs=1"]) == 0
+    # the run resumes with its own config (the kill included) unless an override changes it
+    assert main(["train", str(config), "--resume", "trainer.max_epochs=1",
+                 "model.kill_at_call=null"]) == 0
     assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["epoch"] == 1
 
 
@@ -452,3 +454,25 @@ def test_initial_weights_depend_on_the_seed_only(tmp_path):
     seed_everything(config.seed)
     expected = build_model(config).state_dict()
     assert all(torch.equal(built[k], expected[k]) for k in expected)
+
+
+def test_cli_resume_keeps_the_runs_own_overrides(tmp_path, caplog):
+    # a plain --resume after a run started with overrides continues that run, not the recipe
+    import yaml
+
+    from audionets.cli import main
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
+    exp = tmp_path / "run"
+    first = ["train", str(recipe), f"experiment_dir={exp}", "data.num_examples=8",
+             "trainer.max_epochs=1", "trainer.test=false", "trainer.device=cpu"]
+    assert main(first) == 0
+    with caplog.at_level("INFO", logger="audionets.train"):
+        assert main(["train", str(recipe), f"experiment_dir={exp}", "--resume",
+                     "trainer.max_epochs=2"]) == 0
+    saved = yaml.safe_load((exp / "config.yaml").read_text())
+    assert saved["data"]["num_examples"] == 8 and saved["trainer"]["test"] is False
+    assert saved["trainer"]["max_epochs"] == 2  # an override given with --resume applies
+    assert "8 train / 4 valid items" in caplog.text
+    assert "resuming " in caplog.text and "after epoch 1, step 2" in caplog.text
+    assert [r["epoch"] for r in read_metrics(exp / "metrics.csv")] == [1, 2]

@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with bounded memory (default: 10)")
     parser.add_argument("--overlap-seconds", type=number(float, 0, inclusive=False), default=1.0,
                         metavar="S",
-                        help="overlap between chunks, at most half a chunk; the sources of each "
-                             "chunk are matched to the previous chunk's over it (default: 1)")
+                        help="overlap between chunks (longer ones are cut to half a chunk); the "
+                             "sources of each chunk are matched to the previous chunk's over it "
+                             "(default: 1)")
     parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
                         help="device to run the model on (default: cpu)")
     parser.add_argument("--quantize", choices=["int8"], default=None,

@@ -23,14 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. trainer.max_epochs=3 data.root=/data/x")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from experiment_dir/checkpoints/last.pt")
+                        help="continue from experiment_dir/checkpoints/last.pt with the config "
+                             "the run was started with (its config.yaml); overrides given here "
+                             "apply on top, e.g. trainer.max_epochs=60")
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from audionets.training.config import load_config
+    from audionets.training.config import load_config, resumed_config
     from audionets.training.distributed import env_info
     from audionets.training.trainer import train
 
@@ -41,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
         datefmt="%H:%M:%S",
     )
     config = load_config(args.config, args.overrides)
+    if args.resume:  # the run's own config: a plain --resume must not reset its overrides
+        config = resumed_config(config, args.overrides)
+        logging.getLogger("audionets.train").info(
+            "resuming with %s/config.yaml%s", config.experiment_dir,
+            f" + {' '.join(args.overrides)}" if args.overrides else "")
     result = train(config, resume=args.resume)
     if result.status == "interrupted":
         overrides = " ".join(args.overrides)

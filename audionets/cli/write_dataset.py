@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from audionets.cli._shared import number
+
 HELP = "write a dataset (e.g. synth_mix) as WAV files and a CSV manifest"
 _DEFAULT = object()  # --segment-seconds not given: the dataset's own default
 
@@ -29,9 +31,12 @@ def _yaml_value(text: str) -> object:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="registered dataset name, e.g. synth_mix")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    parser.add_argument("--num-examples", type=int, default=None)
-    parser.add_argument("--sample-rate", type=int, default=None)
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test"),
+                        help="which split to write, one per call (default: test)")
+    parser.add_argument("--num-examples", type=number(int, 1), default=None,
+                        help="items to write (default: the dataset's own count)")
+    parser.add_argument("--sample-rate", type=number(int, 1), default=None,
+                        help="Hz (default: the dataset's own rate)")
     parser.add_argument("--segment-seconds", type=_yaml_value, default=_DEFAULT,
                         help="item length in seconds, or null for full length")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

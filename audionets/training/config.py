@@ -353,6 +353,15 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
     return config
 
 
+def resumed_config(config: Config, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The config to ``--resume`` the run in ``config.experiment_dir`` with: the one it was
+    started with (its saved ``config.yaml``) plus ``overrides`` (e.g. ``trainer.max_epochs=60``
+    to extend it), whatever the recipe file says now. ``config`` itself when nothing is saved
+    there (the trainer then reports that there is nothing to resume)."""
+    saved = Path(config.experiment_dir) / "config.yaml"
+    return load_config(saved, overrides) if saved.is_file() else config
+
+
 def save_config(config: Config | dict[str, Any], path: str | Path) -> None:
     """Write a config as YAML atomically."""
     from audionets.utils import atomic_write

@@ -215,7 +215,9 @@ def format_summary(result: EvalResult) -> str:
     for name, stats in result.summary.items():
         if name == "notes":
             continue
-        if stats["count"]:
+        if stats["count"] and name == "accuracy":  # of 0/1 values: median and std say nothing
+            lines.append(f"{name:<10} {stats['mean']:>9.4f} {'':>9} {'':>9} {stats['count']:>6d}")
+        elif stats["count"]:
             lines.append(f"{name:<10} {stats['mean']:>9.4f} {stats['median']:>9.4f} "
                          f"{stats['std']:>9.4f} {stats['count']:>6d}")
         else:

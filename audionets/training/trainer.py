@@ -490,7 +490,7 @@ class Trainer:
         path = self.ckpt_dir / LAST
         state = load_checkpoint(path, map_location=self.device)
         try:
-            self.model.load_state_dict(hub.migrate_state_dict(self.model, state["model"]))
+            hub.load_weights(self.model, state["model"], str(path))  # names the first misfit
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
@@ -506,6 +506,8 @@ class Trainer:
         self.best = BestCheckpoints(self.ckpt_dir, self.config.trainer.keep_best,
                                     self.monitor_mode, state.get("best"))
         restore_rng(state["rng"])
+        log.info("resuming %s after epoch %d%s, step %d", path, self.epoch,
+                 f" + {self.batch_in_epoch} batches" if self.batch_in_epoch else "", self.step)
         if self.dist.enabled and not self.dist.is_main:
             seed_everything(self.config.seed + self.dist.rank + self.step)
 
