@@ -204,3 +204,13 @@ def test_cli_writes_rows_and_summary(tmp_path, capsys, monkeypatch):
     assert main(["evaluate", str(tmp_path / "m"), "--data", "nonexistent_set"]) == 1
     err = capsys.readouterr().err
     assert "already exists" in err and "neither a config file nor a dataset name" in err
+
+
+def test_long_evaluations_without_a_terminal_log_their_progress(monkeypatch, caplog):
+    import audionets.training.evaluate as evaluation
+
+    monkeypatch.setattr(evaluation, "LOG_INTERVAL_S", -1.0)  # every item counts as "long"
+    with caplog.at_level("INFO", logger="audionets.evaluate"):
+        evaluate(MixtureCopies(), "separation", separation_items(3), sdr=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "evaluate: 1/3 files", "evaluate: 2/3 files", "evaluate: 3/3 files"]

@@ -70,6 +70,7 @@ def _outputs(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import sys
     from pathlib import Path
 
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from audionets.utils import resolve_device
 
     paths = _outputs(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     device = resolve_device(args.device, key="--device")
     model, meta = hub.load_model(args.model, device=device)
     prepack_linear_layers(model)  # as Separator.from_pretrained: on CPU, faster linear layers

@@ -18,7 +18,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,8 @@ class EvalResult:
     notes: dict[str, int] = field(default_factory=dict)
 
 
+log = logging.getLogger("audionets.evaluate")
+LOG_INTERVAL_S = 60.0
 SDR_FILTER = 512  # BSS Eval's distortion filter length (mir_eval's default)
 
 
@@ -146,7 +150,12 @@ def evaluate(model: nn.Module, task: str, dataset: Any, device: str | torch.devi
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="evaluate", unit="file", dynamic_ncols=True, leave=False)
-    rows = [evaluate_item(model, task, dataset[i], device, sdr=sdr) for i in iterator]
+    rows, last_log = [], time.monotonic()
+    for index in iterator:
+        rows.append(evaluate_item(model, task, dataset[index], device, sdr=sdr))
+        if not progress and time.monotonic() - last_log > LOG_INTERVAL_S:
+            last_log = time.monotonic()  # no terminal (a batch job): a line now and then
+            log.info("evaluate: %d/%d files", index + 1, count)
     names = tuple(n for n in METRICS[task] if sdr or not n.startswith("sdr"))
     summary: dict[str, Any] = summarize(rows, names)
     notes: dict[str, int] = {}
