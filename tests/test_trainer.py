@@ -114,7 +114,7 @@ def test_training_writes_the_experiment_folder(tmp_path):
 
     model, meta = load_model(exp)  # the experiment folder is a model folder
     assert meta.labels == ["minus", "plus"] and meta.task == "classification"
-    assert meta.source == str(exp)
+    assert Path(meta.source).parent == exp / "checkpoints"  # names the checkpoint it chose
     test = json.loads((exp / "test_metrics.json").read_text())
     assert set(test) == {"test_loss", "test_accuracy", "checkpoint"}
     assert Path(test["checkpoint"]).name.startswith("best-")
