@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="number of classes to print per file (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per file (JSON Lines)")
-    parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
-                        help="device to run the model on (default: cpu)")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE",
+                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="separation model (default: sepformer-synth-2spk)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="which test mixture to use (default: 0)")
-    parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
-                        help="device to run the model on (default: cpu)")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE",
+                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
 
 
 def test_mixture(separator, index: int) -> dict:

@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overlap between chunks (longer ones are cut to half a chunk); the "
                              "sources of each chunk are matched to the previous chunk's over it "
                              "(default: 1)")
-    parser.add_argument("--device", default="cpu", metavar="cpu|cuda",
-                        help="device to run the model on (default: cpu)")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE",
+                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
     parser.add_argument("--quantize", choices=["int8"], default=None,
                         help="dynamic int8 quantization of the linear layers (CPU only)")
     parser.add_argument("--overwrite", action="store_true",
