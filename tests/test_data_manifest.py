@@ -166,3 +166,11 @@ def test_write_dataset_runs_as_a_real_process(tmp_path):
     assert proc.stdout.strip() == f"wrote 3 examples and {tmp_path / 'ev' / 'test.csv'}"
     back = DATASETS.build("manifest_classification", root=str(tmp_path / "ev"), split="test")
     assert len(back) == 3 and back.labels[:2] == ["tone", "chirp_up"]
+
+
+def test_write_dataset_values_are_read_like_config_overrides():
+    from audionets.cli.write_dataset import _yaml_value
+
+    # the config loader's YAML: 1e-3 is a number, as in trainer overrides (plain YAML: a string)
+    assert _yaml_value("1e-3") == 0.001 and _yaml_value("[0, 5]") == [0, 5]
+    assert _yaml_value("null") is None and _yaml_value("white") == "white"

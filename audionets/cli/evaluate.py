@@ -43,10 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _outputs(args: argparse.Namespace):
-    import os
     from pathlib import Path
 
     from audionets.errors import OutputError
+    from audionets.utils import check_out_dir
 
     paths = {}
     if args.out:
@@ -61,8 +61,7 @@ def _outputs(args: argparse.Namespace):
             raise OutputError(f"{path}: is a folder; give a file name")
         if not path.parent.is_dir():
             raise OutputError(f"{path}: folder {path.parent} does not exist; create it first")
-        if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise OutputError(f"{path}: folder {path.parent} is not writable; choose another")
+        check_out_dir(path.parent)  # writable, before hours of evaluation
         if path.exists() and not args.overwrite:
             raise OutputError(f"{path}: already exists; pass --overwrite or choose another name")
     if "csv" in paths and "json" in paths and paths["csv"].resolve() == paths["json"].resolve():

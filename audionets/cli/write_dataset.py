@@ -19,12 +19,14 @@ _DEFAULT = object()  # --segment-seconds not given: the dataset's own default
 
 
 def _yaml_value(text: str) -> object:
-    """``text`` read as a YAML value (``3``, ``null``, ``[0, 5]``, ``white``)."""
-    import yaml
+    """``text`` read as a YAML value as config overrides are (``3``, ``1e-3``, ``null``,
+    ``[0, 5]``, ``white``)."""
+    from audionets.errors import ConfigError
+    from audionets.training.config import parse_yaml
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return parse_yaml(text)
+    except ConfigError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YAML value") from None
 
 
