@@ -1,0 +1,273 @@
+"""A cached pool of synthesized utterances, split by voice: the speech behind ``tts_mix``.
+
+:func:`plan` turns the pool's settings into a fixed list of :class:`Utterance` jobs (voice,
+text, prosody, split), and :func:`build` synthesizes them in parallel processes into::
+
+    {root}/wav/<split>/<id>.wav   one utterance each, 16-bit PCM at the pool's sample rate
+    {root}/manifest.csv           id, path, split, engine, voice, language, variant, pitch,
+                                  pitch_range, rate, word_gap, warp, text, num_frames, sample_rate
+    {root}/pool.json              the settings the pool was made with (the cache key)
+    {root}/build.json             how long it took (real-time factor), voices per split
+
+Building is resumable: the plan depends only on the settings and the installed voices, each
+WAV is written atomically, and a rerun synthesizes only the utterances whose file is missing.
+The manifest is written last: its presence marks a finished pool. Splits follow
+:func:`audionets.data.synthesizers.split_voices` (no language or variant of a valid/test voice
+is heard in training); ``split_fractions`` sets how many utterances each split gets.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from audionets import audio
+from audionets.data import synthesizers
+from audionets.data.synthesizers import SPLITS, Prosody, Voice
+from audionets.errors import ConfigError
+from audionets.utils import atomic_write, check_out_dir, prepare_out_dir
+
+POOL_VERSION = 2
+#: Utterances per split: most for training, enough held-out voices for a stable test score.
+UTTERANCE_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}
+MANIFEST_COLUMNS = ("id", "path", "split", "engine", "voice", "language", "variant", "pitch",
+                    "pitch_range", "rate", "word_gap", "warp", "text", "num_frames",
+                    "sample_rate")
+#: Jobs per worker task: one festival start-up (or one process hand-off) per batch.
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """What a pool is made of; two pools with equal settings (and voices) are the same.
+
+    Attributes:
+        num_utterances: utterances in the pool (over all splits).
+        seed: fixes voices, texts and prosody of every utterance.
+        sample_rate: Hz of the stored WAVs (the separator's rate: 8000).
+        engines: synthesizers to use (``"espeak-ng"``, ``"festival"``).
+        festival_fraction: share of each split's utterances spoken by festival voices (when
+            the split has any; festival has 16 voices against espeak-ng's thousands).
+        warp: the resampling factor of each utterance is drawn in ``[1 - warp, 1 + warp]``.
+    """
+
+    num_utterances: int = 12000
+    seed: int = 0
+    sample_rate: int = 8000
+    engines: tuple[str, ...] = synthesizers.ENGINES
+    festival_fraction: float = 0.2
+    warp: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_utterances, int) or self.num_utterances < len(SPLITS):
+            raise ConfigError(f"num_utterances: need an integer >= 3, got {self.num_utterances!r}")
+        if not isinstance(self.sample_rate, int) or not 4000 <= self.sample_rate <= 48000:
+            raise ConfigError(f"sample_rate: need an integer in [4000, 48000] Hz, got "
+                              f"{self.sample_rate!r}")
+        if not 0.0 <= self.festival_fraction <= 1.0:
+            raise ConfigError(f"festival_fraction: need a value in [0, 1], got "
+                              f"{self.festival_fraction!r}")
+        if not 0.0 <= self.warp < 0.5:
+            raise ConfigError(f"warp: need a value in [0, 0.5), got {self.warp!r}")
+
+    def key(self) -> dict:
+        """The cache key stored in pool.json."""
+        return {"version": POOL_VERSION, **asdict(self), "engines": list(self.engines)}
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One planned utterance of the pool."""
+
+    id: str
+    split: str
+    voice: Voice
+    text: str
+    prosody: Prosody
+
+    @property
+    def path(self) -> str:
+        return f"wav/{self.split}/{self.id}.wav"
+
+
+def _voice_rng(voice: Voice) -> random.Random:
+    return random.Random(int(hashlib.sha1(voice.name.encode()).hexdigest()[:12], 16))
+
+
+def plan(settings: PoolSettings, voices: list[Voice]) -> list[Utterance]:
+    """The pool's utterances: a fixed function of ``settings`` and the voice list.
+
+    Each split gets its share of :data:`UTTERANCE_FRACTIONS`; an utterance picks a festival
+    voice with probability ``festival_fraction`` (if the split has one), else an espeak-ng
+    voice, taking each engine's voices in turns. A voice keeps its own base pitch (drawn from its name) and every
+    utterance varies pitch, range, rate, word gap and warp around it.
+    """
+    by_split = synthesizers.split_voices(voices)
+    rng = random.Random(settings.seed)
+    counts = {s: max(1, round(settings.num_utterances * UTTERANCE_FRACTIONS[s])) for s in SPLITS}
+    counts["train"] = settings.num_utterances - counts["valid"] - counts["test"]
+    jobs = []
+    for split in SPLITS:
+        festival = [v for v in by_split[split] if v.engine == "festival"]
+        espeak = [v for v in by_split[split] if v.engine != "festival"]
+        if not festival and not espeak:
+            raise ConfigError(f"the {split} split has no voices; install more synthesizer "
+                              f"voices (apt-get install -y espeak-ng)")
+        # each engine's voices in turns over a shuffled order: every voice is used about
+        # equally often and a small pool still has as many distinct voices as it can
+        rng.shuffle(festival)
+        rng.shuffle(espeak)
+        turns = {"festival": 0, "espeak-ng": 0}
+        for index in range(counts[split]):
+            use_festival = bool(festival) and (not espeak or rng.random() < settings.festival_fraction)
+            engine, voices_of = ("festival", festival) if use_festival else ("espeak-ng", espeak)
+            voice = voices_of[turns[engine] % len(voices_of)]
+            turns[engine] += 1
+            base_pitch = _voice_rng(voice).randint(20, 80)
+            jobs.append(Utterance(
+                id=f"{split}-{index:06d}", split=split, voice=voice,
+                text=synthesizers.voice_sentence(rng, voice),
+                prosody=synthesizers.random_prosody(rng, base_pitch, settings.warp),
+            ))
+    return jobs
+
+
+def _synthesize_batch(root: str, jobs: list[Utterance], sample_rate: int) -> int:
+    """Worker: speak ``jobs`` (one voice) into their files; return the frames written."""
+    import torch
+
+    torch.set_num_threads(1)
+    wavs = synthesizers.synthesize_many(jobs[0].voice, [(j.text, j.prosody) for j in jobs],
+                                        sample_rate)
+    for job, wav in zip(jobs, wavs):
+        # peak 0.9: full use of the 16 bits without clipping (mixing sets the levels later)
+        wav = wav * (0.9 / max(float(wav.abs().max()), 1e-9))
+        audio.save(Path(root) / job.path, wav.unsqueeze(0), sample_rate, subtype="PCM_16")
+    return sum(int(w.shape[-1]) for w in wavs)
+
+
+def _batches(jobs: list[Utterance]) -> list[list[Utterance]]:
+    """Festival jobs grouped by split and voice (one start-up per batch), espeak-ng by split."""
+    groups: dict[tuple[str, str], list[Utterance]] = {}
+    for job in jobs:
+        key = (job.split, job.voice.name if job.voice.engine == "festival" else "espeak-ng")
+        groups.setdefault(key, []).append(job)
+    batches = []
+    for group in groups.values():
+        batches += [group[i:i + BATCH] for i in range(0, len(group), BATCH)]
+    # the small held-out splits first (a partial pool can already be evaluated on), and
+    # festival's slow batches before espeak-ng's so that they do not finish last, alone
+    order = {"test": 0, "valid": 1, "train": 2}
+    return sorted(batches, key=lambda b: (order[b[0].split], b[0].voice.engine != "festival"))
+
+
+def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: int = 2,
+          progress: bool = True) -> Path:
+    """Build (or finish building) the pool in ``root``; return its manifest path.
+
+    A finished pool with the same settings is returned at once; one with other settings is a
+    ConfigError (use another folder). An interrupted build continues where it stopped.
+    """
+    root = check_out_dir(Path(root).expanduser())
+    manifest, key_file = root / "manifest.csv", root / "pool.json"
+    if key_file.exists():
+        check_settings(root, settings)
+        if manifest.exists():
+            return manifest
+    voices = synthesizers.installed_voices(settings.engines)
+    jobs = plan(settings, voices)
+    for split in SPLITS:
+        prepare_out_dir(root / "wav" / split)
+    with atomic_write(key_file) as tmp:  # written first: a resumed build checks it
+        tmp.write_text(json.dumps(settings.key()))
+    todo = [job for job in jobs if not (root / job.path).exists()]
+    start = time.perf_counter()
+    frames = _run(root, todo, settings.sample_rate, workers, progress, len(jobs))
+    elapsed = time.perf_counter() - start
+    rows = [_row(root, job, settings.sample_rate) for job in jobs]
+    stats = {
+        "utterances": len(jobs), "synthesized_now": len(todo),
+        "hours": round(sum(r["num_frames"] for r in rows) / settings.sample_rate / 3600, 3),
+        "seconds": round(elapsed, 1), "workers": workers,
+        "real_time_factor": round(frames / settings.sample_rate / max(elapsed, 1e-9), 1),
+        "voices": {s: len({j.voice.name for j in jobs if j.split == s}) for s in SPLITS},
+        "languages": {s: sorted({j.voice.language for j in jobs if j.split == s}) for s in SPLITS},
+    }
+    with atomic_write(root / "build.json") as tmp:
+        tmp.write_text(json.dumps(stats, indent=1))
+    with atomic_write(manifest) as tmp:  # written last: its presence marks a finished pool
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return manifest
+
+
+def _run(root: Path, jobs: list[Utterance], sample_rate: int, workers: int, progress: bool,
+         total: int) -> int:
+    """Synthesize ``jobs`` with ``workers`` processes and a progress bar; return frames."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=total - len(jobs), desc="speech pool", unit="utt",
+               disable=not progress, smoothing=0.05)
+    frames = 0
+    batches = _batches(jobs)
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        # at most 2 batches in flight per worker: an interrupt loses little queued work
+        pending, queue = set(), iter(batches)
+        sizes = {}
+        while True:
+            while len(pending) < 2 * max(1, workers):
+                batch = next(queue, None)
+                if batch is None:
+                    break
+                future = pool.submit(_synthesize_batch, str(root), batch, sample_rate)
+                sizes[future] = len(batch)
+                pending.add(future)
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                frames += future.result()
+                bar.update(sizes.pop(future))
+    bar.close()
+    return frames
+
+
+def _row(root: Path, job: Utterance, sample_rate: int) -> dict:
+    return {
+        "id": job.id, "path": job.path, "split": job.split, "engine": job.voice.engine,
+        "voice": job.voice.name, "language": job.voice.language, "variant": job.voice.variant,
+        **asdict(job.prosody), "text": job.text,
+        "num_frames": audio.info(root / job.path).num_frames, "sample_rate": sample_rate,
+    }
+
+
+def check_settings(root: Path, settings: PoolSettings) -> None:
+    """ConfigError unless the pool in ``root`` was made (or is being made) with ``settings``."""
+    key_file = root / "pool.json"
+    made_with = json.loads(key_file.read_text()) if key_file.exists() else None
+    if made_with != settings.key():
+        raise ConfigError(f"data.root: {root} holds a speech pool made with {made_with}, not "
+                          f"{settings.key()}; use another folder, delete it, or set data.pool "
+                          f"to its settings (data.pool=null takes any finished pool)")
+
+
+def read_manifest(root: str | Path) -> list[dict]:
+    """The rows of a finished pool's manifest (ConfigError naming ``data.root`` if none)."""
+    manifest = Path(root).expanduser() / "manifest.csv"
+    if not manifest.exists():
+        raise ConfigError(f"data.root: {manifest.parent} has no speech pool (manifest.csv); "
+                          f"build it with audionets prepare-tts-mix {manifest.parent}")
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and "split" not in rows[0]:
+        raise ConfigError(f"data.root: {manifest.parent} holds a pool from an earlier audionets "
+                          f"(no voice splits); delete it and build it again")
+    return rows

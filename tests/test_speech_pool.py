@@ -1,0 +1,159 @@
+"""The synthesized speech pool: voice splits, text variety, building and resuming."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from collections import Counter
+
+import pytest
+import torch
+
+from audionets.data import speech_pool, synthesizers
+from audionets.data.synthesizers import Prosody, Voice
+from audionets.errors import ConfigError
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_festival = pytest.mark.skipif(not synthesizers.festival_voices(),
+                                    reason="festival voices are not installed")
+TINY = speech_pool.PoolSettings(num_utterances=40, seed=1, engines=("espeak-ng",))
+
+
+def _fake_voices() -> list[Voice]:
+    languages = ["en-us", "en-gb", "de", "cs", "fi", "fr", "pt", "nl"] + [f"l{i}" for i in range(60)]
+    variants = ["default", "m1", "m3", "f2", "klatt3", "Andy"] + [f"v{i}" for i in range(40)]
+    voices = [Voice("espeak-ng", lang if var == "default" else f"{lang}+{var}",
+                    synthesizers.base_language(lang), var)
+              for lang in languages for var in variants]
+    voices += [Voice("festival", name, lang, speaker)
+               for name, (lang, speaker, _) in synthesizers.FESTIVAL_VOICES.items()]
+    return voices
+
+
+def test_splits_share_no_language_no_variant_no_speaker():
+    parts = synthesizers.split_voices(_fake_voices())
+    assert all(parts[s] for s in ("train", "valid", "test"))
+    for a, b in [("train", "valid"), ("train", "test"), ("valid", "test")]:
+        assert not {v.language for v in parts[a]} & {v.language for v in parts[b]}
+        assert not {v.variant for v in parts[a]} & {v.variant for v in parts[b]}
+    # the old tts_mix bug: de+m3 in test with en-us+m3 in training cannot happen
+    m3 = {synthesizers.split_of(v) for v in _fake_voices() if v.variant == "m3"} - {None}
+    assert len(m3) == 1
+    festival = {v.name: s for s, vs in parts.items() for v in vs if v.engine == "festival"}
+    assert {festival[n] for n in ("czech_dita", "czech_krb", "czech_machac", "czech_ph")} == {"test"}
+    nsk = [s for name, s in festival.items() if "NSK" in name]
+    assert len(set(nsk)) == 1  # one speaker, one split
+    assert all(v.language != "en" for s in ("valid", "test") for v in parts[s])
+
+
+def test_split_is_a_fixed_function_of_the_names():
+    voices = _fake_voices()
+    shuffled = voices[:]
+    random.Random(3).shuffle(shuffled)
+    a, b = synthesizers.split_voices(voices), synthesizers.split_voices(shuffled)
+    assert {s: sorted(v.name for v in a[s]) for s in a} == {s: sorted(v.name for v in b[s]) for s in b}
+
+
+def test_sentences_vary():
+    rng = random.Random(0)
+    english = [synthesizers.sentence(rng, "en") for _ in range(500)]
+    other = [synthesizers.sentence(rng, "cs") for _ in range(500)]
+    assert len(set(english)) == 500 and len(set(other)) == 500
+    words = Counter(w.strip(",.?!") for s in english + other for w in s.split())
+    assert len(words) > 1500
+    assert all(3 <= len(s.split()) <= 9 for s in english + other)
+    numbers = synthesizers.sentence(rng, "hi", numbers_only=True)
+    assert all(w.strip(",.?!").isdigit() for w in numbers.split())
+
+
+def test_missing_program_names_the_package(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match=r"^espeak-ng is not installed: apt-get install -y "
+                                          r"espeak-ng$"):
+        synthesizers.installed_voices(("espeak-ng",))
+    with pytest.raises(ConfigError, match=r"^text2wave is not installed: apt-get install -y "
+                                          r"festival$"):
+        synthesizers.installed_voices(("festival",))
+
+
+@needs_espeak
+def test_synthesize_rate_and_warp():
+    voice = Voice("espeak-ng", "en-us+m3", "en", "m3")
+    text = "the yellow bridge is falling down in the morning rain"
+    plain = synthesizers.synthesize(voice, text, 8000)
+    assert plain.dtype == torch.float32 and plain.dim() == 1 and plain.abs().max() > 0.05
+    warped = synthesizers.synthesize(voice, text, 8000, Prosody(warp=1.1))
+    # read as recorded 10 % faster: 1/1.1 of the samples (to the 50 Hz rounding of the rate)
+    assert warped.shape[0] / plain.shape[0] == pytest.approx(1 / 1.1, rel=0.01)
+    faster = synthesizers.synthesize(voice, text, 8000, Prosody(rate=1.5))
+    assert faster.shape[0] < 0.8 * plain.shape[0]
+
+
+@needs_festival
+def test_festival_speaks_several_items_in_one_process():
+    voice = synthesizers.festival_voices()[0]
+    wavs = synthesizers.synthesize_many(voice, [("one two three.", Prosody()),
+                                                ("one two three.", Prosody(rate=0.7))], 8000)
+    assert len(wavs) == 2 and all(w.abs().max() > 0.05 for w in wavs)
+    assert wavs[1].shape[0] > 1.2 * wavs[0].shape[0]  # Duration_Stretch 1/0.7
+
+
+@pytest.fixture(scope="module")
+def pool_root(tmp_path_factory):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    root = tmp_path_factory.mktemp("pool")
+    speech_pool.build(root, TINY, workers=2, progress=False)
+    return root
+
+
+def _rows(root):
+    with open(root / "manifest.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@needs_espeak
+def test_pool_files_manifest_and_splits(pool_root):
+    rows = _rows(pool_root)
+    assert len(rows) == 40
+    assert Counter(r["split"] for r in rows) == {"train": 36, "valid": 2, "test": 2}
+    for row in rows:
+        wav, rate = speech_pool.audio.load(pool_root / row["path"])
+        assert rate == 8000 and wav.shape == (1, int(row["num_frames"]))
+        assert synthesizers.split_of(Voice(row["engine"], row["voice"], row["language"],
+                                           row["variant"])) == row["split"]
+    train = {r["voice"] for r in rows if r["split"] == "train"}
+    assert len(train) == 36  # voices taken in turns: all distinct in a small pool
+    stats = json.loads((pool_root / "build.json").read_text())
+    assert stats["utterances"] == 40 and stats["real_time_factor"] > 0
+
+
+@needs_espeak
+def test_pool_is_cached_keyed_and_resumable(pool_root, tmp_path):
+    manifest = pool_root / "manifest.csv"
+    stamp = manifest.stat().st_mtime_ns
+    assert speech_pool.build(pool_root, TINY, progress=False) == manifest
+    assert manifest.stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="made with"):
+        speech_pool.build(pool_root, speech_pool.PoolSettings(num_utterances=41, seed=1,
+                                                               engines=("espeak-ng",)))
+    # an interrupted build: no manifest yet and three utterances missing
+    copy = tmp_path / "pool"
+    shutil.copytree(pool_root, copy)
+    (copy / "manifest.csv").unlink()
+    gone = [copy / r["path"] for r in _rows(pool_root)[:3]]
+    for path in gone:
+        path.unlink()
+    speech_pool.build(copy, TINY, progress=False)
+    assert json.loads((copy / "build.json").read_text())["synthesized_now"] == 3
+    assert _rows(copy) == _rows(pool_root)  # the same plan, the same files
+
+
+def test_pool_settings_are_checked():
+    with pytest.raises(ConfigError, match="sample_rate"):
+        speech_pool.PoolSettings(sample_rate=1)
+    with pytest.raises(ConfigError, match="num_utterances"):
+        speech_pool.PoolSettings(num_utterances=2)
