@@ -406,70 +406,6 @@ def test_librimix_three_speakers_and_errors(tmp_path):
 # ----------------------------------------------------------------------------- tts_mix
 
 
-needs_espeak = pytest.mark.skipif(tts_mix.espeak_binary() is None,
-                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
-
-
-@pytest.fixture(scope="module")
-def tts_root(tmp_path_factory):
-    if tts_mix.espeak_binary() is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    root = tmp_path_factory.mktemp("tts")
-    tts_mix.prepare(root, num_utterances=60, seed=3, sample_rate=8000)
-    return root
-
-
-def test_split_speakers_are_disjoint_and_cover_all():
-    names = [f"v{i}" for i in range(50)]
-    parts = tts_mix.split_speakers(names)
-    assert [len(parts[s]) for s in ("train", "valid", "test")] == [40, 5, 5]
-    assert sorted(sum(parts.values(), [])) == sorted(names)
-    assert tts_mix.split_speakers(list(reversed(names))) == parts  # order-independent
-
-
-@needs_espeak
-def test_tts_mix_pool_is_cached_and_keyed(tts_root):
-    manifest = tts_root / "manifest.csv"
-    stamp = manifest.stat().st_mtime_ns
-    assert tts_mix.prepare(tts_root, num_utterances=60, seed=3, sample_rate=8000) == manifest
-    assert manifest.stat().st_mtime_ns == stamp
-    with pytest.raises(ConfigError, match="made with"):
-        tts_mix.prepare(tts_root, num_utterances=61, seed=3, sample_rate=8000)
-    wav, rate = sf.read(str(next((tts_root / "wav").glob("*.wav"))))
-    assert rate == 8000 and wav.ndim == 1 and np.abs(wav).max() > 0.05
-
-
-@needs_espeak
-def test_tts_mix_splits_use_disjoint_voices(tts_root):
-    sets = {}
-    for split in ("train", "valid", "test"):
-        ds = DATASETS.build("tts_mix", split=split, root=str(tts_root), num_mixtures=20,
-                            segment_seconds=0.5, auto_prepare=False)
-        sets[split] = set(ds.speakers)
-        item = ds[0]
-        assert item["mix"].shape == (4000,) and item["sources"].shape == (2, 4000)
-        assert torch.allclose(item["mix"], item["sources"].sum(0), atol=1e-6)
-    assert not (sets["train"] & sets["valid"] or sets["train"] & sets["test"]
-                or sets["valid"] & sets["test"])
-    valid = DATASETS.build("tts_mix", split="valid", root=str(tts_root), num_mixtures=20,
-                           segment_seconds=None)
-    assert len(valid) == 2 and torch.equal(valid[1]["mix"], valid[1]["mix"])
-    assert not torch.equal(valid[0]["mix"][:100], valid[1]["mix"][:100])
-
-
-@needs_espeak
-def test_tts_mix_pool_with_a_missing_utterance_fails_when_built(tts_root, tmp_path):
-    copy = tmp_path / "pool"
-    shutil.copytree(tts_root, copy)
-    test = DATASETS.build("tts_mix", split="test", root=str(copy), auto_prepare=False)
-    gone = test.pool[test.speakers[0]][0]
-    gone.unlink()
-    count = sum(len(files) for files in test.pool.values())
-    with pytest.raises(ConfigError, match=rf"1 of the {count} audio files the test split names "
-                                          rf"are missing \(first: {gone}\)"):
-        DATASETS.build("tts_mix", split="test", root=str(copy), auto_prepare=False)
-
-
 @pytest.mark.parametrize("name", ["esc50", "speech_commands", "urbansound8k", "wsj0mix",
                                   "wham", "librimix", "tts_mix"])
 def test_unset_root_names_data_root(name):
@@ -477,17 +413,23 @@ def test_unset_root_names_data_root(name):
         DATASETS.build(name, split="train")
 
 
-@needs_espeak
+@pytest.mark.skipif(tts_mix.espeak_binary() is None,
+                    reason="espeak-ng is not installed (apt-get install espeak-ng)")
 def test_tts_mix_command_builds_a_pool(tmp_path, capsys):
     assert main(["prepare-tts-mix", str(tmp_path / "pool"), "--num-utterances", "6",
-                 "--sample-rate", "8000"]) == 0
-    assert "pool ready" in capsys.readouterr().out
+                 "--engines", "espeak-ng", "--workers", "1"]) == 0
+    assert "speech pool ready" in capsys.readouterr().out
     with open(tmp_path / "pool" / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 6 and len({r["speaker"] for r in rows}) == 6
-    assert all((tmp_path / "pool" / r["path"]).is_file() for r in rows)
+    assert len(rows) == 6 and len({r["voice"] for r in rows}) == 6
     assert all(sf.info(str(tmp_path / "pool" / r["path"])).frames == int(r["num_frames"])
-               for r in rows)
+               and sf.info(str(tmp_path / "pool" / r["path"])).samplerate == 8000 for r in rows)
+
+
+def test_prepare_tts_mix_refuses_a_silly_sample_rate(tmp_path):
+    with pytest.raises(ConfigError, match="sample_rate"):
+        main(["prepare-tts-mix", str(tmp_path / "pool"), "--sample-rate", "1", "--debug"])
+    assert not (tmp_path / "pool").exists()
 
 
 def test_tts_mix_missing_pool_without_auto_prepare(tmp_path):

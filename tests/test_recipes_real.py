@@ -18,7 +18,7 @@ import audionets.data.urbansound8k  # noqa: F401
 import audionets.data.wham  # noqa: F401
 import audionets.data.wsj0mix  # noqa: F401
 from audionets.cli import main
-from audionets.data import tts_mix
+from audionets.data import speech_pool, tts_mix
 from tests import fake_layouts as fake
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -66,8 +66,10 @@ def _wham(tmp: Path) -> tuple[Path, list[str]]:
 def _tts_mix(tmp: Path) -> tuple[Path, list[str]]:
     if tts_mix.espeak_binary() is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    tts_mix.prepare(tmp, num_utterances=40, seed=0, sample_rate=8000)
-    return tmp, ["data.segment_seconds=0.25", "data.num_mixtures=20", "data.num_utterances=40",
+    speech_pool.build(tmp, speech_pool.PoolSettings(num_utterances=40, engines=("espeak-ng",)),
+                      progress=False)
+    return tmp, ["data.segment_seconds=0.25", "data.num_mixtures=8", "data.pool=null",
+                 "data.valid.num_mixtures=2", "data.test.num_mixtures=2",
                  "data.valid.segment_seconds=0.5", "data.test.segment_seconds=0.5"]
 
 

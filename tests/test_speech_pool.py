@@ -1,4 +1,4 @@
-"""The synthesized speech pool: voice splits, text variety, building and resuming."""
+"""The synthesized speech pool: voice splits, text variety, building/resuming, tts_mix mixing."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import random
 import shutil
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from audionets.data import speech_pool, synthesizers
 from audionets.data.synthesizers import Prosody, Voice
+from audionets.data.transforms import active_rms
 from audionets.errors import ConfigError
+from audionets.registry import DATASETS
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng is not installed (apt-get install espeak-ng)")
@@ -157,3 +160,68 @@ def test_pool_settings_are_checked():
         speech_pool.PoolSettings(sample_rate=1)
     with pytest.raises(ConfigError, match="num_utterances"):
         speech_pool.PoolSettings(num_utterances=2)
+
+
+@needs_espeak
+def test_tts_mix_splits_hold_disjoint_voices(pool_root):
+    sets = {}
+    for split in ("train", "valid", "test"):
+        ds = DATASETS.build("tts_mix", split=split, root=str(pool_root), num_mixtures=20,
+                            segment_seconds=0.5, auto_prepare=False)
+        sets[split] = set(ds.voices)
+        item = ds[0]
+        assert item["mix"].shape == (4000,) and item["sources"].shape == (2, 4000)
+        assert torch.allclose(item["mix"], item["sources"].sum(0), atol=1e-6)
+    assert not (sets["train"] & sets["valid"] or sets["train"] & sets["test"]
+                or sets["valid"] & sets["test"])
+    test = DATASETS.build("tts_mix", split="test", root=str(pool_root), num_mixtures=5,
+                          segment_seconds=None, auto_prepare=False)
+    assert torch.equal(test[3]["mix"], test[3]["mix"])  # valid/test items are fixed
+    assert test[3]["mix"].shape[0] > 8000  # full length ("min" mode), not a segment
+
+
+@needs_espeak
+def test_tts_mix_draws_mixture_kinds_in_proportion(pool_root):
+    ds = DATASETS.build("tts_mix", split="train", root=str(pool_root), num_mixtures=300,
+                        segment_seconds=0.25, auto_prepare=False,
+                        mix_kinds={"tts": 0.5, "tts_builtin": 0.3, "builtin": 0.2})
+    torch.manual_seed(0)
+    kinds = Counter()
+    for i in range(300):
+        parts = ds[i]["id"].split("_")
+        tts = sum(p.startswith("train-") for p in parts)
+        kinds[{2: "tts", 1: "tts_builtin", 0: "builtin"}[tts]] += 1
+    for kind, share in {"tts": 0.5, "tts_builtin": 0.3, "builtin": 0.2}.items():
+        assert abs(kinds[kind] / 300 - share) < 0.08, kinds
+
+
+@needs_espeak
+def test_tts_mix_noise_is_at_the_asked_snr(pool_root):
+    ds = DATASETS.build("tts_mix", split="valid", root=str(pool_root), num_mixtures=4,
+                        segment_seconds=1.0, auto_prepare=False, noise_snr_db=[20, 20])
+    item = ds[0]
+    noise = item["mix"] - item["sources"].sum(0)
+    speech = item["sources"].sum(0)
+    snr = 20 * np.log10(active_rms(speech, 8000) / float(noise.pow(2).mean().sqrt()))
+    assert snr == pytest.approx(20.0, abs=0.05)
+
+
+@needs_espeak
+def test_tts_mix_refuses_a_pool_of_other_settings(pool_root):
+    with pytest.raises(ConfigError, match=r"data\.root: .* made with"):
+        DATASETS.build("tts_mix", split="train", root=str(pool_root),
+                       pool={"num_utterances": 99, "engines": ["espeak-ng"]})
+    ds = DATASETS.build("tts_mix", split="train", root=str(pool_root),
+                        pool={"num_utterances": 40, "seed": 1, "engines": ["espeak-ng"]})
+    assert len(ds.voices) == 36
+
+
+def test_tts_mix_checks_its_arguments(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.root: .* has no manifest\.csv"):
+        DATASETS.build("tts_mix", split="train", root=str(tmp_path), auto_prepare=False)
+    from audionets.data.tts_mix import _check_mix_kinds
+
+    with pytest.raises(ConfigError, match="unknown"):
+        _check_mix_kinds({"speech": 1.0})
+    with pytest.raises(ConfigError, match="positive sum"):
+        _check_mix_kinds({"tts": 0.0})
