@@ -98,10 +98,24 @@ def test_synthesize_rate_and_warp():
 @needs_festival
 def test_festival_speaks_several_items_in_one_process():
     voice = synthesizers.festival_voices()[0]
-    wavs = synthesizers.synthesize_many(voice, [("one two three.", Prosody()),
-                                                ("one two three.", Prosody(rate=0.7))], 8000)
-    assert len(wavs) == 2 and all(w.abs().max() > 0.05 for w in wavs)
-    assert wavs[1].shape[0] > 1.2 * wavs[0].shape[0]  # Duration_Stretch 1/0.7
+    spoken = synthesizers.synthesize_many(voice, [("one two three.", Prosody()),
+                                                  ("one two three.", Prosody(rate=0.7))], 8000)
+    (fast, text), (slow, _) = spoken
+    assert text == "one two three." and fast.abs().max() > 0.05 and slow.abs().max() > 0.05
+    assert slow.shape[0] > 1.2 * fast.shape[0]  # Duration_Stretch 1/0.7
+
+
+@pytest.mark.skipif("pc_diphone" not in {v.name for v in synthesizers.festival_voices()},
+                    reason="festvox-itapc16k is not installed")
+def test_festival_text_it_fails_on_is_spoken_as_numbers():
+    voice = Voice("festival", "pc_diphone", "it", "pc")
+    bad = "emsyr shuslal dark finally?"  # pc_diphone stops with a Scheme error on it
+    spoken = synthesizers.synthesize_many(voice, [("uno due tre.", Prosody()), (bad, Prosody())],
+                                          8000)
+    assert spoken[0][1] == "uno due tre."
+    assert spoken[1][1] == synthesizers.numbers_instead(bad) != bad
+    assert all(word.strip(".").isdigit() for word in spoken[1][1].split())
+    assert spoken[1][0].abs().max() > 0.05
 
 
 @pytest.fixture(scope="module")

@@ -143,13 +143,17 @@ def _synthesize_batch(root: str, jobs: list[Utterance], sample_rate: int) -> int
     import torch
 
     torch.set_num_threads(1)
-    wavs = synthesizers.synthesize_many(jobs[0].voice, [(j.text, j.prosody) for j in jobs],
-                                        sample_rate)
-    for job, wav in zip(jobs, wavs):
+    spoken = synthesizers.synthesize_many(jobs[0].voice, [(j.text, j.prosody) for j in jobs],
+                                          sample_rate)
+    for job, (wav, text) in zip(jobs, spoken):
+        path = Path(root) / job.path
+        if text != job.text:  # a festival fallback: the manifest must say what was spoken
+            with atomic_write(path.with_suffix(".txt")) as tmp:
+                tmp.write_text(text)
         # peak 0.9: full use of the 16 bits without clipping (mixing sets the levels later)
         wav = wav * (0.9 / max(float(wav.abs().max()), 1e-9))
-        audio.save(Path(root) / job.path, wav.unsqueeze(0), sample_rate, subtype="PCM_16")
-    return sum(int(w.shape[-1]) for w in wavs)
+        audio.save(path, wav.unsqueeze(0), sample_rate, subtype="PCM_16")
+    return sum(int(w.shape[-1]) for w, _ in spoken)
 
 
 def _batches(jobs: list[Utterance]) -> list[list[Utterance]]:
@@ -244,9 +248,14 @@ def _row(root: Path, job: Utterance, sample_rate: int) -> dict:
     return {
         "id": job.id, "path": job.path, "split": job.split, "engine": job.voice.engine,
         "voice": job.voice.name, "language": job.voice.language, "variant": job.voice.variant,
-        **asdict(job.prosody), "text": job.text,
+        **asdict(job.prosody), "text": _spoken_text(root, job),
         "num_frames": audio.info(root / job.path).num_frames, "sample_rate": sample_rate,
     }
+
+
+def _spoken_text(root: Path, job: Utterance) -> str:
+    replaced = (root / job.path).with_suffix(".txt")
+    return replaced.read_text() if replaced.exists() else job.text
 
 
 def check_settings(root: Path, settings: PoolSettings) -> None:

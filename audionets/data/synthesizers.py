@@ -298,26 +298,61 @@ ESPEAK_WPM = 165
 def synthesize(voice: Voice, text: str, sample_rate: int, prosody: Prosody = Prosody(),
                ) -> torch.Tensor:
     """Speak ``text`` with ``voice``: a mono float32 waveform ``[T]`` at ``sample_rate``."""
-    return synthesize_many(voice, [(text, prosody)], sample_rate)[0]
+    return synthesize_many(voice, [(text, prosody)], sample_rate)[0][0]
 
 
 def synthesize_many(voice: Voice, items: list[tuple[str, Prosody]], sample_rate: int,
-                    ) -> list[torch.Tensor]:
-    """Speak several ``(text, prosody)`` items with one voice (festival starts only once)."""
+                    ) -> list[tuple[torch.Tensor, str]]:
+    """Speak several ``(text, prosody)`` items with one voice (festival starts only once).
+
+    Returns ``(waveform [T], text spoken)`` per item: the text is the item's own, except for a
+    festival voice that fails on it, which speaks :func:`numbers_instead` of it.
+    """
     with tempfile.TemporaryDirectory(prefix="audionets-tts-") as tmp:
         raws = [Path(tmp) / f"{i}.wav" for i in range(len(items))]
         if voice.engine == "espeak-ng":
             for (text, prosody), raw in zip(items, raws):
                 _espeak(voice, text, prosody, raw)
+            texts = [text for text, _ in items]
         elif voice.engine == "festival":
-            _festival(voice, items, raws)
+            texts = _festival_with_fallback(voice, items, raws)
         else:
             raise ConfigError(f"unknown synthesizer engine {voice.engine!r}")
         out = []
-        for (_, prosody), raw in zip(items, raws):
+        for (_, prosody), raw, text in zip(items, raws, texts):
             wav, rate = audio.load(raw, mono=True)
-            out.append(_warp(wav[0], rate, sample_rate, prosody.warp))
+            out.append((_warp(wav[0], rate, sample_rate, prosody.warp), text))
         return out
+
+
+def numbers_instead(text: str) -> str:
+    """As many numbers as ``text`` has words, fixed by the text (a festival fallback)."""
+    rng = random.Random(int(hashlib.sha1(text.encode()).hexdigest()[:12], 16))
+    return " ".join(_number(rng) for _ in text.split()) + "."
+
+
+def _festival_with_fallback(voice: Voice, items: list[tuple[str, Prosody]], outs: list[Path],
+                            ) -> list[str]:
+    """Festival on the batch; items it failed on again alone, then as numbers.
+
+    Festival's diphone voices stop with a Scheme error (or crash) on some letter sequences of
+    the pseudo-words; one such item must not lose the batch or stop a pool build.
+    """
+    texts = [text for text, _ in items]
+    try:
+        _festival(voice, items, outs)
+        return texts
+    except ConfigError:
+        pass
+    for index, ((text, prosody), out) in enumerate(zip(items, outs)):
+        if out.exists():
+            continue
+        try:
+            _festival(voice, [(text, prosody)], [out])
+        except ConfigError:
+            texts[index] = numbers_instead(text)
+            _festival(voice, [(texts[index], prosody)], [out])
+    return texts
 
 
 def _espeak(voice: Voice, text: str, prosody: Prosody, out: Path) -> None:
