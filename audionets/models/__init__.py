@@ -1,6 +1,6 @@
 """Models, each in its own module and registered in :data:`audionets.registry.MODELS`."""
 
-from audionets.models import autoencoder, classifiers, mlp, rnn, sepformer  # noqa: F401
+from audionets.models import autoencoder, classifiers, mlp, rnn, sepformer, sudormrf  # noqa: F401
 from audionets.registry import MODELS
 
 
