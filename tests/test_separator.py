@@ -12,6 +12,7 @@ from torch import nn
 import audionets.models  # noqa: F401  (registers the models)
 from audionets.errors import AudioError, OutputError
 from audionets.inference import Separator
+from audionets.inference.separator import fit_to_mixture
 from audionets.nn.prepack import prepack_available
 from audionets.registry import MODELS
 
@@ -42,12 +43,36 @@ def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_separate_batch_is_the_model_output_transposed(separator):
+def test_separate_batch_is_the_model_output_fitted_to_the_mixture(separator):
     mix = torch.randn(3, 1234)
     est = separator.separate_batch(mix)
     assert est.shape == (3, 1234, 2) and not est.requires_grad
     with torch.no_grad():
-        torch.testing.assert_close(est, separator.model(mix).transpose(1, 2))
+        raw = separator.model(mix)
+    torch.testing.assert_close(est, fit_to_mixture(raw, mix).transpose(1, 2))
+    raw_sep = Separator(separator.model, RATE, rescale=False)
+    torch.testing.assert_close(raw_sep.separate_batch(mix), raw.transpose(1, 2))
+
+
+def test_fit_to_mixture_restores_the_level_of_scaled_sources():
+    """Sources a scale-invariant model returned 2.5x too loud and one with a flipped sign come
+    back at the mixture's level, sum to it, and keep their SI-SNR."""
+    from audionets.metrics import si_snr
+
+    torch.manual_seed(0)
+    t = torch.arange(8000) / RATE
+    sources = torch.stack([0.4 * torch.sin(2 * torch.pi * 220 * t),
+                           0.3 * torch.sign(torch.sin(2 * torch.pi * 1300 * t))]).unsqueeze(0)
+    mix = sources.sum(1)
+    noisy = sources + 0.01 * torch.randn_like(sources)
+    raw = noisy * torch.tensor([2.5, -3.0]).view(1, 2, 1)
+    fitted = fit_to_mixture(raw, mix)
+    assert raw.abs().max() > 1.0 and fitted.abs().max() < sources.abs().max() + 0.06
+    torch.testing.assert_close(fitted, sources, atol=0.05, rtol=0)
+    torch.testing.assert_close(fitted.sum(1), mix, atol=0.08, rtol=0)
+    torch.testing.assert_close(si_snr(fitted, sources), si_snr(noisy, sources), atol=1e-4, rtol=0)
+    assert torch.equal(fit_to_mixture(torch.zeros(1, 2, 100), torch.randn(1, 100)),
+                       torch.zeros(1, 2, 100))  # silence stays silence, no NaN
 
 
 @pytest.mark.parametrize("bad", [torch.randn(100), torch.randn(1, 2, 100), torch.zeros(2, 0)])
@@ -70,7 +95,7 @@ def test_short_file_is_exactly_one_forward_pass(separator, tmp_path):
     assert [p.name for p in paths] == ["short_s1.wav", "short_s2.wav"]
     assert all(p.parent == tmp_path for p in paths)  # default: next to the input
     with torch.no_grad():
-        ref = separator.model(mix[None])[0]
+        ref = fit_to_mixture(separator.model(mix[None]), mix[None])[0]
     for k, path in enumerate(paths):
         out, rate = read(path)
         assert rate == RATE and sf.info(str(path)).subtype == "FLOAT"
@@ -84,7 +109,7 @@ def test_other_rate_and_stereo_are_resampled_and_downmixed(separator, tmp_path):
     stored = torch.from_numpy(sf.read(str(src), dtype="float32")[0].T)
     mono = taf.resample(stored.mean(0, keepdim=True), 44100, RATE)
     with torch.no_grad():
-        ref = taf.resample(separator.model(mono), RATE, 44100)[0, :, :22050]
+        ref = taf.resample(fit_to_mixture(separator.model(mono), mono), RATE, 44100)[0, :, :22050]
     for k, path in enumerate(paths):
         out, rate = read(path)
         assert rate == 44100 and out.shape == (22050,)
@@ -228,7 +253,8 @@ def test_from_pretrained_loads_the_saved_model(model_folder):
         assert not any(type(m) is nn.Linear for m in sep.model.modules())
     mix = torch.randn(2, 3000) * 0.1
     with torch.no_grad():
-        torch.testing.assert_close(sep.separate_batch(mix), model(mix).transpose(1, 2))
+        torch.testing.assert_close(sep.separate_batch(mix),
+                                   fit_to_mixture(model(mix), mix).transpose(1, 2))
 
 
 def test_int8_quantization_stays_close_to_float(model_folder):
@@ -266,3 +292,24 @@ def test_demo_writes_consistent_files_and_reports_si_snri(model_folder, tmp_path
     # estimates are in the references' order: the other order must not be better
     swapped = float(si_snr_improvement(ests.flip(0), refs, mix).mean())
     assert reported >= swapped - 0.051
+
+
+def test_cli_raw_scale_keeps_the_model_level(model_folder, tmp_path):
+    from audionets import hub
+    from audionets.cli import main
+
+    model, _ = hub.load_model(model_folder)
+    mix = torch.randn(3000) * 0.1
+    src = write(tmp_path / "m.wav", mix)
+    assert main(["separate", str(src), "--model", str(model_folder), "--out-dir",
+                 str(tmp_path / "fit")]) == 0
+    assert main(["separate", str(src), "--model", str(model_folder), "--out-dir",
+                 str(tmp_path / "raw"), "--raw-scale"]) == 0
+    with torch.no_grad():
+        raw = model(mix[None])
+    for k in range(2):
+        fitted_out = read(tmp_path / "fit" / f"m_s{k + 1}.wav")[0]
+        raw_out = read(tmp_path / "raw" / f"m_s{k + 1}.wav")[0]
+        torch.testing.assert_close(raw_out, raw[0, k], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(fitted_out, fit_to_mixture(raw, mix[None])[0, k],
+                                   atol=1e-5, rtol=1e-4)

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
     parser.add_argument("--quantize", choices=["int8"], default=None,
                         help="dynamic int8 quantization of the linear layers (CPU only)")
+    parser.add_argument("--raw-scale", action="store_true",
+                        help="keep the model's own output level (default: each source is scaled "
+                             "to its share of the mixture, so outputs do not clip)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs (an input is never overwritten)")
     parser.add_argument("--each-channel", action="store_true",
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_distinct_inputs(args.files, args.out_dir)
     separator = Separator.from_pretrained(
-        args.model or DEFAULT_SEPARATOR, device=args.device, quantize=args.quantize
+        args.model or DEFAULT_SEPARATOR, device=args.device, quantize=args.quantize,
+        rescale=not args.raw_scale,
     )
     if args.out_dir is not None:  # one error for a bad --out-dir, not one per file
         prepare_out_dir(args.out_dir)

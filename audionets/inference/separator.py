@@ -44,6 +44,10 @@ class Separator:
         overlap_seconds: default overlap between chunks for :meth:`separate_file`.
         source: where the model came from (for messages).
         config: the model's training config (``from_pretrained`` fills it in), or None.
+        rescale: scale each estimate to the mixture (:func:`fit_to_mixture`): models trained
+            with a scale-invariant loss (SI-SNR) return sources at an arbitrary level, often
+            louder than the mixture (peaks of 2-3 for a mixture peaking at 0.9). False keeps
+            the model's raw output.
 
     The model runs as given; :meth:`from_pretrained` on CPU also pre-packs its linear weights
     (``audionets.nn.prepack.prepack_linear_layers(model)`` does the same for a model of yours).
@@ -58,6 +62,7 @@ class Separator:
         overlap_seconds: float = 1.0,
         source: str | None = None,
         config: dict | None = None,
+        rescale: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -67,6 +72,7 @@ class Separator:
         self.overlap_seconds = float(overlap_seconds)
         self.source = source
         self.config = config
+        self.rescale = bool(rescale)
 
     @classmethod
     def from_pretrained(
@@ -115,7 +121,8 @@ class Separator:
         length = mix.shape[-1]
         if est.shape[-1] != length:  # guard models that do not keep the length themselves
             est = torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
-        return est.float().cpu()
+        est = est.float().cpu()
+        return fit_to_mixture(est, mix.float().cpu()) if self.rescale else est
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
         """Separate a batch ``mix [B, T]`` sampled at :attr:`sample_rate` in one pass.
@@ -250,6 +257,22 @@ class Separator:
             warnings.warn(f"{path}: input is silent (all samples are zero); wrote silent outputs",
                           UserWarning, stacklevel=2)
         return targets
+
+
+def fit_to_mixture(estimates: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Scale each source estimate to its share of the mixture: ``[B, S, T], [B, T] -> [B, S, T]``.
+
+    Each estimate ``e`` becomes the projection of the mixture on it, ``(<e, mix> / <e, e>) e``:
+    the least-squares gain of that source alone. When the sources are separated, ``<e, mix>``
+    is ``<e, source>`` (the other sources are nearly orthogonal to it), so the gain undoes the
+    arbitrary scale (and sign) a scale-invariant model (SI-SNR) outputs, and the estimates sum
+    to about the mixture at its level. The output's energy never exceeds the mixture's, a
+    silent estimate stays silent, and the SI-SNR of a source does not change.
+    """
+    est = estimates.double()
+    energy = est.pow(2).sum(-1, keepdim=True)  # [B, S, 1]
+    gains = (est * mix.double().unsqueeze(1)).sum(-1, keepdim=True) / energy.clamp_min(1e-20)
+    return (est * gains).to(estimates.dtype)
 
 
 def _check_channels(channels: str) -> bool:
