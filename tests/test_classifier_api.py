@@ -90,8 +90,11 @@ def test_long_files_are_classified_window_by_window(tmp_path):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(got, classifier.classify_batch(wav[None])[0], atol=1e-3)
     # batching the windows changes nothing, and a file of one window is one pass
-    batched = Classifier(classifier.model, RATE, LABELS, min_seconds=0.25, window_seconds=1.0)
-    again = batched.classify_file(path, top_k=4)
+    batched = Classifier(classifier.model, RATE, LABELS, min_seconds=0.25, window_seconds=1.0,
+                         batch_size=2)
+    calls = []
+    again = batched.classify_file(path, top_k=4, progress=lambda *done: calls.append(done))
+    assert calls == [(2, 3), (3, 3)]  # after each batch of windows: 2, then the shorter last
     assert [label for label, _ in again] == [label for label, _ in top]
     assert [p for _, p in again] == pytest.approx([p for _, p in top], rel=1e-5)
     one = Classifier(classifier.model, RATE, LABELS, min_seconds=0.25, window_seconds=3.0)

@@ -134,6 +134,19 @@ def test_output_length_equals_input_length(separator, tmp_path, frames):
         assert sf.info(str(path)).frames == frames
 
 
+def test_progress_callable_is_called_after_each_chunk(separator, tmp_path):
+    # 1.3 s in 0.5 s chunks with 0.1 s overlap: chunks start at 0, 0.4, 0.8 s
+    src = write(tmp_path / "x.wav", torch.randn(int(1.3 * RATE)) * 0.1)
+    calls = []
+    separator.separate_file(src, chunk_seconds=0.5, overlap_seconds=0.1,
+                            progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    one = write(tmp_path / "one.wav", torch.randn(RATE // 4) * 0.1)  # one chunk: still reported
+    calls.clear()
+    separator.separate_file(one, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
+
+
 def test_long_file_matches_in_memory_chunking(separator, tmp_path):
     mix = torch.randn(RATE * 3) * 0.1
     src = write(tmp_path / "long.wav", mix)

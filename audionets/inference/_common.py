@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import torch
 
@@ -39,8 +40,26 @@ class _NoBar:
         pass
 
 
-def progress_bar(total: int, name: str, enabled: bool, unit: str = "chunk"):
-    """A tqdm bar on stderr with ``update``/``close``, or one that does nothing."""
+class _CallbackBar:
+    """Calls ``report(done, total)`` after each update (a web page's progress, for example)."""
+
+    def __init__(self, report: Callable[[int, int], None], total: int) -> None:
+        self.report, self.total, self.done = report, total, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.report(self.done, self.total)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, name: str, enabled: bool | Callable[[int, int], None],
+                 unit: str = "chunk"):
+    """Progress with ``update``/``close``: a tqdm bar on stderr when ``enabled`` is True, calls
+    of ``enabled(done, total)`` when it is a callable, nothing when it is False."""
+    if callable(enabled):
+        return _CallbackBar(enabled, total)
     if not enabled:
         return _NoBar()
     from tqdm import tqdm

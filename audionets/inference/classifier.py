@@ -14,6 +14,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -120,12 +121,14 @@ class Classifier:
         return logits.float().softmax(dim=-1).cpu()
 
     def classify_file(self, path: str | os.PathLike, top_k: int = 5,
-                      progress: bool = False) -> list[tuple[str, float]]:
+                      progress: bool | Callable[[int, int], None] = False
+                      ) -> list[tuple[str, float]]:
         """The ``top_k`` most likely ``(label, probability)`` pairs for an audio file.
 
         The file is averaged to mono and resampled to :attr:`sample_rate`. A file longer than
         ``window_seconds`` is classified window by window and the probabilities averaged
-        (see the class docstring; ``progress`` shows a bar over the windows); a shorter one
+        (see the class docstring; ``progress`` shows a bar over the windows, or a callable is
+        called as ``progress(done, total)`` after each batch of windows); a shorter one
         is one input. An all-zero (silent) file is classified too, with a ``UserWarning``.
         Raises :class:`~audionets.errors.AudioError` for unreadable, corrupt, truncated or
         NaN/Inf input.
@@ -148,7 +151,8 @@ class Classifier:
         return [(self.labels[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
 
     def _classify_windows(self, path: Path, rate: int, frames: int, window: int,
-                          progress: bool) -> tuple[bool, torch.Tensor]:
+                          progress: bool | Callable[[int, int], None]
+                          ) -> tuple[bool, torch.Tensor]:
         """(any sample non-zero, window-length-weighted mean probabilities ``[C]``)."""
         bar = progress_bar(math.ceil(frames / window), path.name, progress, unit="window")
         total = torch.zeros(len(self.labels), dtype=torch.float64)

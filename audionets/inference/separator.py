@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -187,7 +187,7 @@ class Separator:
         chunk_seconds: float | None = None,
         overwrite: bool = False,
         channels: str = "mix",
-        progress: bool = True,
+        progress: bool | Callable[[int, int], None] = True,
         overlap_seconds: float | None = None,
         protected: tuple[str | os.PathLike, ...] = (),
     ) -> list[Path]:
@@ -202,7 +202,8 @@ class Separator:
             channels: ``"mix"`` averages the channels and writes ``<stem>_s{k}.wav``;
                 ``"each"`` separates every channel on its own and writes
                 ``<stem>_ch{c}_s{k}.wav`` (both counts from 1).
-            progress: show a progress bar (stderr) when there is more than one chunk.
+            progress: show a progress bar (stderr) when there is more than one chunk; a
+                callable is called as ``progress(done, total)`` after each chunk instead.
             overlap_seconds: overlap between chunks (default ``self.overlap_seconds``, 1 s;
                 at most half a chunk).
             protected: other paths that must not be overwritten (the CLI's other inputs).
@@ -243,7 +244,8 @@ class Separator:
             try:
                 for i in range(len(targets)):
                     writers.append(_open_writer(outs.temp(i), rate))
-                bar = progress_bar(len(spans), path.name, progress and len(spans) > 1)
+                show = progress if callable(progress) else progress and len(spans) > 1
+                bar = progress_bar(len(spans), path.name, show)
                 for block in chunking.stitch(estimates(), spans, overlap):
                     _write_block(writers, block, targets[0].parent)
                     bar.update(1)
