@@ -62,21 +62,15 @@ def plot_spectrograms(path: Path, signals: dict[str, "object"], sample_rate: int
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
+    from audionets.plots import log_spectrogram
     from audionets.utils import atomic_write
 
     names = list(signals)
     rows = 1 + (len(names) - 1) // 2
     fig = plt.figure(figsize=(10, 2.2 * rows), constrained_layout=True)
     grid = fig.add_gridspec(rows, 2)
-    n_fft = max(64, 2 ** round(torch.log2(torch.tensor(sample_rate * 0.032)).item()))
-    window = torch.hann_window(n_fft)
-    spectra = {}
-    for name, wav in signals.items():
-        spec = torch.stft(wav.float(), n_fft, hop_length=n_fft // 4, window=window,
-                          return_complex=True).abs()
-        spectra[name] = 20 * torch.log10(spec + 1e-6)
+    spectra = {name: log_spectrogram(wav, sample_rate) for name, wav in signals.items()}
     top = max(float(s.max()) for s in spectra.values())
     duration = signals[names[0]].shape[-1] / sample_rate
     axes = [fig.add_subplot(grid[0, :])]
