@@ -24,7 +24,7 @@ from audionets import __version__
 from audionets.errors import AudionetsError
 
 COMMANDS = ("train", "evaluate", "separate", "classify", "demo", "export", "write-dataset",
-            "prepare-tts-mix")
+            "prepare-tts-mix", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
