@@ -26,9 +26,9 @@ async function loadInfo() {
 
 function selectTab(name) {
   for (const tab of document.querySelectorAll("[role=tab]")) {
-    const selected = tab.getAttribute("aria-controls") === name;
-    tab.setAttribute("aria-selected", String(selected));
-    show(document.getElementById(name), selected);
+    const panel = tab.getAttribute("aria-controls");
+    tab.setAttribute("aria-selected", String(panel === name));
+    show(document.getElementById(panel), panel === name);
   }
 }
 
