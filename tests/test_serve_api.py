@@ -4,7 +4,6 @@ the temporary folder's life, and the command line around the app (fast, tiny mod
 import asyncio
 import io
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
