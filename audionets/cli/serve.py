@@ -101,5 +101,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"audionets serve: http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
         app = create_app(service, allowed_hosts=loopback_hosts(args.host))
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        finally:  # the app's shutdown closes it too; this covers a server that never started
+            service.store.close()
     return 0

@@ -157,7 +157,9 @@ class JobStore:
                 shutil.rmtree(job.folder, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop the running job at its next chunk, drop queued ones, delete every file."""
+        """Stop the running job at its next chunk, drop queued ones, delete every file.
+
+        Closing twice is harmless."""
         self._closing.set()
         self._worker.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.root, ignore_errors=True)
