@@ -300,3 +300,32 @@ def test_a_port_in_use_is_one_error_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"audionets serve: error: 127.0.0.1:{port}: cannot listen there")
     assert "\n" not in err
+
+
+def test_a_full_queue_is_refused_and_the_store_stops_a_running_job(models):
+    import threading
+
+    separator, classifier = models
+    service = Service(separator, classifier, 200_000, 5.0, store=JobStore(max_pending=1))
+    started, chunks = threading.Event(), []
+
+    def endless(job, progress):  # a job that reports progress until it is stopped
+        started.set()
+        while True:
+            progress(len(chunks), 10**9)
+            chunks.append(1)
+            time.sleep(0.01)
+
+    service.separate = endless
+    with TestClient(create_app(service)) as client:
+        first = post(client, "separate", wav_bytes(noise(0.5))).json()["job"]
+        assert started.wait(60)
+        busy = post(client, "separate", wav_bytes(noise(0.5)))
+        assert busy.status_code == 503
+        assert busy.json()["error"] == ("the server is busy (1 files waiting or running); try "
+                                        "again when one has finished")
+        assert client.get(f"/api/jobs/{first}").json()["state"] == "running"
+        job = service.store.get(first)
+    # leaving the client stops the app: the running job ends at its next progress report
+    assert job.state == "error" and job.error == "the server is shutting down"
+    assert not service.store.root.exists()

@@ -123,8 +123,8 @@ class Service:
         if declared.isdigit() and int(declared) > self.max_upload_bytes + FORM_OVERHEAD:
             return error(413, too_large_message("the upload", self.max_upload_bytes))
         if self.store.pending() >= self.store.max_pending:
-            return error(503, f"the server is busy with {self.store.max_pending} files; try "
-                              "again when one has finished")
+            return error(503, f"the server is busy ({self.store.max_pending} files waiting or "
+                              "running); try again when one has finished")
         job = self.store.new_job(task)
         try:
             job.name = await receive_file(request.stream(), request.headers.get("content-type"),
