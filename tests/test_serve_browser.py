@@ -2,7 +2,7 @@
 chromedriver, against ``audionets serve`` started by this module on a free port.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); without them
-the module is skipped. With ``AUDIONETS_SCREENSHOT=PATH`` the separation test saves the page.
+the module is skipped.
 """
 
 import io
@@ -158,8 +158,6 @@ def test_the_page_separates_a_mixture_into_two_playable_sources(server, browser,
     improvement = metrics.si_snr_improvement(ordered, references, mix)
     assert improvement.min() > 5.0, improvement  # the model's card: 9.7 dB on this mixture
     assert page_errors(browser) == []
-    if os.environ.get("AUDIONETS_SCREENSHOT"):
-        browser.save_screenshot(os.environ["AUDIONETS_SCREENSHOT"])
 
 
 @pytest.mark.parametrize("name, make, message", [
