@@ -329,3 +329,16 @@ def test_a_full_queue_is_refused_and_the_store_stops_a_running_job(models):
     # leaving the client stops the app: the running job ends at its next progress report
     assert job.state == "error" and job.error == "the server is shutting down"
     assert not service.store.root.exists()
+
+
+def test_spectrogram_input_is_the_channel_average_read_in_blocks(tmp_path):
+    from audionets import audio
+    from audionets.serve import figures
+
+    data = np.random.default_rng(0).standard_normal((150_001, 3)).astype(np.float32) * 0.1
+    path = tmp_path / "three.wav"
+    sf.write(str(path), data, 16000, subtype="FLOAT")
+    wav, rate = figures.read_mono(path)  # three blocks of 65536 frames, the last one short
+    expected, _ = audio.load(path, mono=True)
+    assert rate == 16000
+    torch.testing.assert_close(wav, expected[0])

@@ -90,15 +90,14 @@ class Service:
             paths = self.separator.separate_file(job.upload, out_dir=job.folder,
                                                  progress=progress)
         job.warnings = own_warnings(job, caught)
-        mixture, rate = audio.load(job.upload, mono=True)  # at most max_seconds long
-        pictures = {job.folder / "mixture.png": mixture[0]}
-        pictures.update({path.with_suffix(".png"): audio.load(path)[0][0] for path in paths})
-        save_spectrograms(pictures, rate)
+        pictures = {job.folder / "mixture.png": job.upload}
+        save_spectrograms({**pictures, **{path.with_suffix(".png"): path for path in paths}})
+        meta = audio.info(job.upload)
         stem = Path(job.name).stem or "upload"
         add = self.store.add_file
         return {
-            "sample_rate": rate,
-            "seconds": mixture.shape[-1] / rate,
+            "sample_rate": meta.sample_rate,
+            "seconds": meta.duration,
             "mixture": {"spectrogram": add(job, job.folder / "mixture.png", "image/png",
                                            f"{stem}_mixture.png")},
             "sources": [
