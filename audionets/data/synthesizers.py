@@ -361,9 +361,12 @@ def _espeak(voice: Voice, text: str, prosody: Prosody, out: Path) -> None:
     wpm = max(80, min(450, round(ESPEAK_WPM * prosody.rate)))
     command = [binary, "-m", "-v", voice.name, "-p", str(prosody.pitch), "-s", str(wpm),
                "-g", str(prosody.word_gap), "-w", str(out), ssml]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 or not out.exists():
-        raise ConfigError(f"espeak-ng -v {voice.name} failed: {result.stderr.strip()[:200]}")
+    for _ in range(3):  # seen once in 6000 runs on a loaded machine: a failure with no message
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode == 0 and out.exists():
+            return
+    raise ConfigError(f"espeak-ng -v {voice.name} failed on {text!r} (exit {result.returncode}): "
+                      f"{result.stderr.strip()[:200]}")
 
 
 def _festival(voice: Voice, items: list[tuple[str, Prosody]], outs: list[Path]) -> None:
