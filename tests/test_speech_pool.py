@@ -239,3 +239,11 @@ def test_tts_mix_checks_its_arguments(tmp_path):
         _check_mix_kinds({"speech": 1.0})
     with pytest.raises(ConfigError, match="positive sum"):
         _check_mix_kinds({"tts": 0.0})
+
+
+@needs_espeak
+def test_espeak_text_it_crashes_on_is_spoken_as_numbers():
+    voice = Voice("espeak-ng", "kl+edward", "kl", "edward")
+    bad = "864 ast sheing slanmul mbe?"  # espeak-ng 1.51 exits with a segmentation fault
+    (wav, text), = synthesizers.synthesize_many(voice, [(bad, Prosody())], 8000)
+    assert text == synthesizers.numbers_instead(bad) and wav.abs().max() > 0.05

@@ -305,15 +305,15 @@ def synthesize_many(voice: Voice, items: list[tuple[str, Prosody]], sample_rate:
                     ) -> list[tuple[torch.Tensor, str]]:
     """Speak several ``(text, prosody)`` items with one voice (festival starts only once).
 
-    Returns ``(waveform [T], text spoken)`` per item: the text is the item's own, except for a
-    festival voice that fails on it, which speaks :func:`numbers_instead` of it.
+    Returns ``(waveform [T], text spoken)`` per item: the text is the item's own, except where
+    the synthesizer fails on it (festival's Scheme errors, a rare espeak-ng segmentation fault
+    on some voice and letter sequence): then it speaks :func:`numbers_instead` of it.
     """
     with tempfile.TemporaryDirectory(prefix="audionets-tts-") as tmp:
         raws = [Path(tmp) / f"{i}.wav" for i in range(len(items))]
         if voice.engine == "espeak-ng":
-            for (text, prosody), raw in zip(items, raws):
-                _espeak(voice, text, prosody, raw)
-            texts = [text for text, _ in items]
+            texts = [_espeak_with_fallback(voice, text, prosody, raw)
+                     for (text, prosody), raw in zip(items, raws)]
         elif voice.engine == "festival":
             texts = _festival_with_fallback(voice, items, raws)
         else:
@@ -329,6 +329,15 @@ def numbers_instead(text: str) -> str:
     """As many numbers as ``text`` has words, fixed by the text (a festival fallback)."""
     rng = random.Random(int(hashlib.sha1(text.encode()).hexdigest()[:12], 16))
     return " ".join(_number(rng) for _ in text.split()) + "."
+
+
+def _espeak_with_fallback(voice: Voice, text: str, prosody: Prosody, out: Path) -> str:
+    try:
+        _espeak(voice, text, prosody, out)
+        return text
+    except ConfigError:  # e.g. kl+edward crashes on "864 ast sheing slanmul mbe?"
+        _espeak(voice, numbers_instead(text), prosody, out)
+        return numbers_instead(text)
 
 
 def _festival_with_fallback(voice: Voice, items: list[tuple[str, Prosody]], outs: list[Path],
@@ -361,12 +370,10 @@ def _espeak(voice: Voice, text: str, prosody: Prosody, out: Path) -> None:
     wpm = max(80, min(450, round(ESPEAK_WPM * prosody.rate)))
     command = [binary, "-m", "-v", voice.name, "-p", str(prosody.pitch), "-s", str(wpm),
                "-g", str(prosody.word_gap), "-w", str(out), ssml]
-    for _ in range(3):  # seen once in 6000 runs on a loaded machine: a failure with no message
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode == 0 and out.exists():
-            return
-    raise ConfigError(f"espeak-ng -v {voice.name} failed on {text!r} (exit {result.returncode}): "
-                      f"{result.stderr.strip()[:200]}")
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not out.exists():
+        raise ConfigError(f"espeak-ng -v {voice.name} failed on {text!r} (exit "
+                          f"{result.returncode}): {result.stderr.strip()[:200]}")
 
 
 def _festival(voice: Voice, items: list[tuple[str, Prosody]], outs: list[Path]) -> None:
