@@ -247,3 +247,44 @@ def test_espeak_text_it_crashes_on_is_spoken_as_numbers():
     bad = "864 ast sheing slanmul mbe?"  # espeak-ng 1.51 exits with a segmentation fault
     (wav, text), = synthesizers.synthesize_many(voice, [(bad, Prosody())], 8000)
     assert text == synthesizers.numbers_instead(bad) and wav.abs().max() > 0.05
+
+
+def _jobs(voices: list[Voice]) -> list[speech_pool.Utterance]:
+    return [speech_pool.Utterance(f"train-{i:06d}", "train", v, f"text {i}.", Prosody())
+            for i, v in enumerate(voices)]
+
+
+def test_every_utterance_of_a_batch_is_spoken_by_its_own_voice(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(voice, items, sample_rate):
+        calls.append((voice.name, [text for text, _ in items]))
+        return [(torch.full((80,), 0.5), text) for text, _ in items]
+
+    monkeypatch.setattr(synthesizers, "synthesize_many", fake)
+    a, b = Voice("espeak-ng", "de+m3", "de", "m3"), Voice("espeak-ng", "fr+f2", "fr", "f2")
+    (tmp_path / "wav" / "train").mkdir(parents=True)
+    speech_pool._synthesize_batch(str(tmp_path), _jobs([a, a, b, a]), 8000)
+    assert calls == [("de+m3", ["text 0.", "text 1."]), ("fr+f2", ["text 2."]),
+                     ("de+m3", ["text 3."])]
+
+
+def test_an_utterance_that_cannot_be_spoken_is_marked_and_left_out(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(voice, items, sample_rate):
+        calls.append(voice.name)
+        if voice.name == "kl+edward":
+            raise ConfigError("espeak-ng -v kl+edward failed (exit -11)")
+        return [(torch.full((80,), 0.5), text) for text, _ in items]
+
+    monkeypatch.setattr(synthesizers, "synthesize_many", fake)
+    good, bad = Voice("espeak-ng", "de+m3", "de", "m3"), Voice("espeak-ng", "kl+edward", "kl",
+                                                              "edward")
+    (tmp_path / "wav" / "train").mkdir(parents=True)
+    jobs = _jobs([good, bad, good])
+    speech_pool._synthesize_batch(str(tmp_path), jobs, 8000)
+    assert (tmp_path / jobs[0].path).exists() and (tmp_path / jobs[2].path).exists()
+    assert not (tmp_path / jobs[1].path).exists()
+    assert "exit -11" in (tmp_path / jobs[1].path).with_suffix(".failed").read_text()
+    assert speech_pool._done(tmp_path / jobs[1].path)  # a resumed build does not retry it

@@ -11,6 +11,9 @@ text, prosody, split), and :func:`build` synthesizes them in parallel processes 
 
 Building is resumable: the plan depends only on the settings and the installed voices, each
 WAV is written atomically, and a rerun synthesizes only the utterances whose file is missing.
+A text a synthesizer fails on is spoken as numbers instead; an utterance it cannot speak at
+all (espeak-ng 1.51's ``kl+edward`` crashes on any text with numbers) leaves a ``.failed`` file
+with the reason, is not retried, is left out of the manifest and is listed in build.json.
 The manifest is written last: its presence marks a finished pool. Splits follow
 :func:`audionets.data.synthesizers.split_voices` (no language or variant of a valid/test voice
 is heard in training); ``split_fractions`` sets how many utterances each split gets.
@@ -22,6 +25,7 @@ import csv
 import hashlib
 import json
 import random
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -139,21 +143,51 @@ def plan(settings: PoolSettings, voices: list[Voice]) -> list[Utterance]:
 
 
 def _synthesize_batch(root: str, jobs: list[Utterance], sample_rate: int) -> int:
-    """Worker: speak ``jobs`` (one voice) into their files; return the frames written."""
+    """Worker: speak ``jobs`` into their files; return the frames written.
+
+    Consecutive jobs of one voice are spoken together (one festival start-up). An utterance
+    its synthesizer cannot speak at all leaves a ``.failed`` file with the reason instead of a
+    WAV, so that a resumed build does not try it again and the manifest leaves it out.
+    """
     import torch
 
     torch.set_num_threads(1)
-    spoken = synthesizers.synthesize_many(jobs[0].voice, [(j.text, j.prosody) for j in jobs],
-                                          sample_rate)
-    for job, (wav, text) in zip(jobs, spoken):
-        path = Path(root) / job.path
-        if text != job.text:  # a festival fallback: the manifest must say what was spoken
-            with atomic_write(path.with_suffix(".txt")) as tmp:
-                tmp.write_text(text)
-        # peak 0.9: full use of the 16 bits without clipping (mixing sets the levels later)
-        wav = wav * (0.9 / max(float(wav.abs().max()), 1e-9))
-        audio.save(path, wav.unsqueeze(0), sample_rate, subtype="PCM_16")
-    return sum(int(w.shape[-1]) for w, _ in spoken)
+    frames = 0
+    for group in _by_voice(jobs):
+        try:
+            spoken = synthesizers.synthesize_many(group[0].voice,
+                                                  [(j.text, j.prosody) for j in group], sample_rate)
+        except ConfigError:
+            if len(group) == 1:
+                _mark_failed(Path(root) / group[0].path, sys.exc_info()[1])
+                continue
+            frames += sum(_synthesize_batch(root, [job], sample_rate) for job in group)
+            continue
+        for job, (wav, text) in zip(group, spoken):
+            path = Path(root) / job.path
+            if text != job.text:  # a fallback text: the manifest must say what was spoken
+                with atomic_write(path.with_suffix(".txt")) as tmp:
+                    tmp.write_text(text)
+            # peak 0.9: full use of the 16 bits without clipping (mixing sets the levels later)
+            wav = wav * (0.9 / max(float(wav.abs().max()), 1e-9))
+            audio.save(path, wav.unsqueeze(0), sample_rate, subtype="PCM_16")
+            frames += int(wav.shape[-1])
+    return frames
+
+
+def _by_voice(jobs: list[Utterance]) -> list[list[Utterance]]:
+    groups: list[list[Utterance]] = []
+    for job in jobs:
+        if groups and groups[-1][0].voice == job.voice:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def _mark_failed(path: Path, err: BaseException | None) -> None:
+    with atomic_write(path.with_suffix(".failed")) as tmp:
+        tmp.write_text(f"{err}\n")
 
 
 def _batches(jobs: list[Utterance]) -> list[list[Utterance]]:
@@ -190,13 +224,15 @@ def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: in
         prepare_out_dir(root / "wav" / split)
     with atomic_write(key_file) as tmp:  # written first: a resumed build checks it
         tmp.write_text(json.dumps(settings.key()))
-    todo = [job for job in jobs if not (root / job.path).exists()]
+    todo = [job for job in jobs if not _done(root / job.path)]
     start = time.perf_counter()
     frames = _run(root, todo, settings.sample_rate, workers, progress, len(jobs))
     elapsed = time.perf_counter() - start
-    rows = [_row(root, job, settings.sample_rate) for job in jobs]
+    rows = [_row(root, job, settings.sample_rate) for job in jobs if (root / job.path).exists()]
+    failed = sorted((root / "wav").glob("*/*.failed"))
     stats = {
-        "utterances": len(jobs), "synthesized_now": len(todo),
+        "utterances": len(rows), "planned": len(jobs), "synthesized_now": len(todo),
+        "failed": [f"{p.stem}: {p.read_text().strip()}" for p in failed],
         "hours": round(sum(r["num_frames"] for r in rows) / settings.sample_rate / 3600, 3),
         "seconds": round(elapsed, 1), "workers": workers,
         "real_time_factor": round(frames / settings.sample_rate / max(elapsed, 1e-9), 1),
@@ -211,6 +247,10 @@ def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: in
             writer.writeheader()
             writer.writerows(rows)
     return manifest
+
+
+def _done(path: Path) -> bool:
+    return path.exists() or path.with_suffix(".failed").exists()
 
 
 def _run(root: Path, jobs: list[Utterance], sample_rate: int, workers: int, progress: bool,
