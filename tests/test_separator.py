@@ -282,7 +282,9 @@ def test_int8_quantization_stays_close_to_float(model_folder):
     assert si_snr(est.transpose(1, 2), ref.transpose(1, 2)).min() > 15
 
 
-def test_demo_writes_consistent_files_and_reports_si_snri(model_folder, tmp_path, capsys):
+@pytest.mark.parametrize("synthetic", [False, True], ids=["held-out-speech", "synthetic"])
+def test_demo_writes_consistent_files_and_reports_si_snri(model_folder, tmp_path, capsys,
+                                                          synthetic):
     import re
 
     from audionets.cli import main
@@ -290,8 +292,10 @@ def test_demo_writes_consistent_files_and_reports_si_snri(model_folder, tmp_path
 
     out_dir = tmp_path / "demo"
     argv = ["demo", "--out-dir", str(out_dir), "--model", str(model_folder), "--seed", "3"]
-    assert main(argv) == 0
+    assert main(argv + ["--synthetic"] * synthetic) == 0
     printed = capsys.readouterr().out
+    assert ("synth_mix test split" in printed) == synthetic
+    assert ("held-out voices" in printed) == (not synthetic)
     names = ["mixture.wav", "reference_s1.wav", "estimate_s1.wav", "reference_s2.wav",
              "estimate_s2.wav", "spectrograms.png"]
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(names)

@@ -1,8 +1,11 @@
-"""``audionets demo``: separate a synthetic two-talker mixture and show the result.
+"""``audionets demo``: separate a two-talker mixture of held-out speech and show the result.
 
-Takes one mixture of the ``synth_mix`` *test* split (talkers never seen in training, built
-with the model's own data settings), separates it, prints the SI-SNR improvement, and writes
-to the output folder (files of a previous demo run there are replaced)::
+By default the mixture is one of the few shipped with the package (``audionets/data/demo/``):
+two synthesized voices of the ``tts_mix`` *test* split, whose languages and voice variants no
+shipped model heard in training (so the demo needs no synthesizer installed). ``--synthetic``
+takes a ``synth_mix`` test mixture of built-in talkers instead. It separates the mixture,
+prints the SI-SNR improvement, and writes to the output folder (files of a previous demo run
+there are replaced)::
 
     mixture.wav                  the input mixture
     reference_s1.wav, ...        the true sources
@@ -15,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "separate a synthetic two-talker test mixture and plot the result"
+HELP = "separate a two-talker mixture of held-out voices and plot the result"
 
 # data settings that describe one training run rather than the test distribution
 _NOT_DISTRIBUTION = {"name", "split", "segment_seconds", "dynamic", "num_examples", "root",
@@ -29,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="separation model (default: sepformer-synth-2spk)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="which test mixture to use (default: 0)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="a mixture of the built-in synthetic talkers (synth_mix test split) "
+                             "instead of the shipped held-out speech")
     parser.add_argument("--device", default="cpu", metavar="DEVICE",
                         help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
 
@@ -51,6 +57,25 @@ def test_mixture(separator, index: int) -> dict:
         num_speakers=separator.num_sources, segment_seconds=None, **kwargs,
     )
     return dataset[index % len(dataset)]
+
+
+def speech_mixture(index: int, sample_rate: int) -> dict:
+    """Shipped mixture ``index`` (modulo their number) of held-out synthesized voices.
+
+    Returns ``{"mix": [T], "sources": [2, T], "id": str, "about": str}`` at ``sample_rate``.
+    """
+    import json
+
+    from audionets import audio
+    from audionets.data import DEMO_MIXTURES
+
+    index_file = DEMO_MIXTURES / "index.json"
+    entries = json.loads(index_file.read_text())
+    entry = entries[index % len(entries)]
+    sources, _ = audio.load(DEMO_MIXTURES / entry["file"], sample_rate=sample_rate)
+    voices = " and ".join(f"{v} ({lang})" for v, lang in zip(entry["voices"], entry["languages"]))
+    return {"mix": sources.sum(0), "sources": sources, "id": entry["id"],
+            "about": f"held-out voices {voices}, unheard in training"}
 
 
 def plot_spectrograms(path: Path, signals: dict[str, "object"], sample_rate: int) -> None:
@@ -94,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
 
     separator = Separator.from_pretrained(args.model or DEFAULT_SEPARATOR, device=args.device)
     out_dir = prepare_out_dir(args.out_dir)
-    item = test_mixture(separator, args.seed)
+    if args.synthetic or separator.num_sources != 2:
+        item = test_mixture(separator, args.seed)
+        item["about"] = (f"synth_mix test split, {separator.num_sources} built-in talkers unseen "
+                         f"in training")
+    else:
+        item = speech_mixture(args.seed, separator.sample_rate)
     mix, sources = item["mix"], item["sources"]  # [T], [S, T]
     estimates = separator.separate_batch(mix[None])[0].T  # [S, T]
     _, perm = metrics.pit(metrics.pairwise_neg_si_snr, estimates[None], sources[None])
@@ -115,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
     plot_spectrograms(written[-1], signals, rate)
 
     per_source = ", ".join(f"s{k + 1} {v:.1f} dB" for k, v in enumerate(improvement.tolist()))
-    print(f"mixture {item['id']} of the synth_mix test split ({mix.shape[-1] / rate:.1f} s, "
-          f"{sources.shape[0]} talkers unseen in training)")
+    print(f"mixture {item['id']} ({mix.shape[-1] / rate:.1f} s; {item['about']})")
     print(f"SI-SNR improvement: {float(improvement.mean()):.1f} dB ({per_source})")
     for path in written:
         print(path)
