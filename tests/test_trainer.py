@@ -476,3 +476,22 @@ def test_cli_resume_keeps_the_runs_own_overrides(tmp_path, caplog):
     assert "8 train / 4 valid items" in caplog.text
     assert "resuming " in caplog.text and "after epoch 1, step 2" in caplog.text
     assert [r["epoch"] for r in read_metrics(exp / "metrics.csv")] == [1, 2]
+
+
+
+@pytest.mark.parametrize("overrides, group_value", [
+    (("optimizer.name=sgd", "optimizer.lr=0.1"), ("momentum", 0.9)),
+    (("optimizer.name=sgd", "optimizer.lr=0.1", "optimizer.nesterov=true"), ("nesterov", True)),
+    (("optimizer.name=adagrad", "optimizer.lr=0.1"), ("lr_decay", 0)),
+    (("optimizer.name=rmsprop", "optimizer.lr=0.01", "optimizer.alpha=0.9"), ("alpha", 0.9)),
+    (("optimizer.name=adam", "optimizer.betas=[0.8,0.99]"), ("betas", [0.8, 0.99])),
+    (("optimizer.name=adamw", "optimizer.weight_decay=0.01"), ("weight_decay", 0.01)),
+])
+def test_every_optimizer_of_the_config_trains(tmp_path, overrides, group_value):
+    result = train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.test=false", *overrides))
+    rows = read_metrics(tmp_path / "run/metrics.csv")
+    assert result.status == "completed"
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    group = load_checkpoint(tmp_path / "run/checkpoints/last.pt")["optimizer"]["param_groups"][0]
+    key, value = group_value
+    assert group[key] == (tuple(value) if isinstance(value, list) else value)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -88,11 +89,21 @@ class TrainerConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"  # adam | adamw | sgd
+    """The optimizer (a ``torch.optim`` class) and its hyperparameters.
+
+    Keys an optimizer does not use are ignored, except ``nesterov`` (SGD only). ``null`` means
+    the default of the optimizer named: ``momentum`` 0.9 for sgd and 0 for rmsprop, ``eps`` the
+    PyTorch default (1e-8; 1e-10 for adagrad).
+    """
+
+    name: str = "adam"  # sgd | adagrad | rmsprop | adam | adamw
     lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0  # L2 penalty added to the gradient; adamw: decoupled decay
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw
+    momentum: float | None = None  # sgd, rmsprop
+    nesterov: bool = False  # sgd: Nesterov's look-ahead momentum (needs momentum > 0)
+    alpha: float = 0.99  # rmsprop: smoothing of the running mean of squared gradients
+    eps: float | None = None  # adagrad, rmsprop, adam, adamw: added to the denominator
 
 
 @dataclass
@@ -109,17 +120,15 @@ _CHOICES = {
     "task": TASKS,
     "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
     "trainer.monitor_mode": ("max", "min"),
-    "optimizer.name": ("adam", "adamw", "sgd"),
+    "optimizer.name": ("sgd", "adagrad", "rmsprop", "adam", "adamw"),
     "scheduler.name": ("plateau", "cosine", "none"),
 }
 _POSITIVE = ("trainer.max_epochs", "trainer.max_steps", "trainer.batch_size",
              "trainer.valid_batch_size", "trainer.accumulate", "trainer.limit_train_batches",
              "trainer.limit_valid_batches", "sample_rate")
-_POSITIVE_NUMBERS = ("optimizer.lr",)
 # grad_clip 0 and keep_best 0 switch clipping and best checkpoints off
 _NON_NEGATIVE = ("trainer.grad_clip", "trainer.num_workers", "trainer.keep_best",
-                 "optimizer.weight_decay", "optimizer.momentum", "scheduler.min_lr",
-                 "scheduler.patience", "scheduler.warmup_steps")
+                 "scheduler.min_lr", "scheduler.patience", "scheduler.warmup_steps")
 
 
 @dataclass
@@ -236,6 +245,52 @@ def _build_dataclass(cls: type, values: Any, where: str) -> Any:
         ) from None
 
 
+def _check_range(key: str, value: float, low_open: bool, high: float | None) -> None:
+    """Refuse ``value`` unless ``0 <= value < high`` (``0 <`` when ``low_open``; ``high`` None:
+    any finite value). NaN never passes."""
+    above_low = value > 0 if low_open else value >= 0
+    below_high = math.isfinite(value) if high is None else value < high
+    if not (above_low and below_high):
+        if high is not None:
+            wanted = f"in {'(' if low_open else '['}0, {high:g})"
+        else:
+            wanted = "a finite number " + ("> 0" if low_open else ">= 0")
+        raise ConfigError(f"optimizer.{key}: must be {wanted}, got {value!r}")
+
+
+def validate_optimizer(opt: OptimizerConfig) -> None:
+    """Refuse optimizer values that would train to NaN weights or that torch.optim rejects.
+
+    Every message is one line naming the dotted key (``optimizer.betas[1]: must be in [0, 1)``).
+    """
+    if opt.name not in _CHOICES["optimizer.name"]:
+        raise ConfigError(f"optimizer.name: {opt.name!r} is not one of: "
+                          f"{', '.join(_CHOICES['optimizer.name'])}")
+    _check_range("lr", opt.lr, low_open=True, high=None)
+    _check_range("weight_decay", opt.weight_decay, low_open=False, high=None)
+    if opt.eps is not None:
+        _check_range("eps", opt.eps, low_open=True, high=None)
+    if opt.momentum is not None:
+        _check_range("momentum", opt.momentum, low_open=False, high=1)
+    _check_range("alpha", opt.alpha, low_open=False, high=1)
+    if len(opt.betas) != 2:
+        raise ConfigError(f"optimizer.betas: expected two numbers [beta1, beta2], got {opt.betas!r}")
+    for i, beta in enumerate(opt.betas):
+        _check_range(f"betas[{i}]", beta, low_open=False, high=1)
+    if opt.nesterov and opt.name != "sgd":
+        raise ConfigError(f"optimizer.nesterov: only sgd has Nesterov momentum, not {opt.name}; "
+                          "set optimizer.name=sgd or optimizer.nesterov=false")
+    if opt.nesterov and opt.momentum == 0:
+        raise ConfigError("optimizer.nesterov: needs optimizer.momentum > 0, got 0")
+
+
+def optimizer_config(values: dict[str, Any] | None) -> OptimizerConfig:
+    """An :class:`OptimizerConfig` from the mapping of a config's ``optimizer`` section, validated."""
+    opt = _build_dataclass(OptimizerConfig, values, "optimizer")
+    validate_optimizer(opt)
+    return opt
+
+
 def _validate(config: Config) -> None:
     flat = {"task": config.task, "sample_rate": config.sample_rate}
     for section in _SECTIONS:
@@ -247,12 +302,10 @@ def _validate(config: Config) -> None:
     for key in _POSITIVE:
         if flat[key] is not None and flat[key] <= 0:
             raise ConfigError(f"{key}: must be a positive integer, got {flat[key]!r}")
-    for key in _POSITIVE_NUMBERS:
-        if not flat[key] > 0:
-            raise ConfigError(f"{key}: must be a positive number, got {flat[key]!r}")
     for key in _NON_NEGATIVE:
         if flat[key] is not None and flat[key] < 0:
             raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
+    validate_optimizer(config.optimizer)
     if not 0 < config.scheduler.factor < 1:
         raise ConfigError(f"scheduler.factor: must be in (0, 1), got {config.scheduler.factor!r}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.trainer.device):

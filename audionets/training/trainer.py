@@ -43,7 +43,7 @@ from audionets.training.checkpoints import (
     restore_rng,
     save_checkpoint,
 )
-from audionets.training.config import SPLITS, Config, save_config
+from audionets.training.config import SPLITS, Config, OptimizerConfig, save_config
 from audionets.training.logging import MetricsLogger
 from audionets.training.tasks import Task, build_task, check_items
 from audionets.utils import atomic_write, check_out_dir, resolve_device
@@ -241,15 +241,24 @@ def resolve_monitor(config: Config, task: Task) -> tuple[str, str]:
     return monitor, mode
 
 
-def build_optimizer(config: Config, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-    opt = config.optimizer
+def build_optimizer(opt: OptimizerConfig, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer ``opt.name`` names over ``params``, with its hyperparameters.
+
+    ``opt`` is validated by the config (:func:`audionets.training.config.validate_optimizer`).
+    """
+    common: dict[str, Any] = {"lr": opt.lr, "weight_decay": opt.weight_decay}
     if opt.name == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
-                               weight_decay=opt.weight_decay)
-    if len(opt.betas) != 2:
-        raise ConfigError(f"optimizer.betas: expected two numbers, got {opt.betas!r}")
-    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
+        momentum = 0.9 if opt.momentum is None else opt.momentum
+        return torch.optim.SGD(params, momentum=momentum, nesterov=opt.nesterov, **common)
+    if opt.eps is not None:
+        common["eps"] = opt.eps
+    if opt.name == "adagrad":
+        return torch.optim.Adagrad(params, **common)
+    if opt.name == "rmsprop":
+        return torch.optim.RMSprop(params, alpha=opt.alpha, momentum=opt.momentum or 0.0,
+                                   **common)
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[opt.name]
+    return cls(params, betas=tuple(opt.betas), **common)
 
 
 def _cosine_factor(step: int, warmup: int, total: int, floor: float) -> float:
@@ -355,7 +364,7 @@ class Trainer:
         # every process starts from the same weights (DDP broadcasts rank 0's) but draws its
         # own dropout masks and crops; rank 0 matches a single-process run
         seed_everything(config.seed + self.dist.rank)
-        self.optimizer = build_optimizer(config, self.model.parameters())
+        self.optimizer = build_optimizer(config.optimizer, self.model.parameters())
         total = config.trainer.max_epochs * math.ceil(
             self._num_batches("train") / config.trainer.accumulate
         )  # optimizer steps the run will make: the cosine schedule ends there
