@@ -72,3 +72,13 @@ def test_delayed_xor_gru_beats_finite_receptive_field_conv(tutorial, tmp_path):
     assert conv[6] < 0.65  # tau >= R: at chance
     assert gru[6] > 0.85
     _assert_png(tmp_path / "delayed_xor.png")
+
+
+def test_hand_wired_xor_truth_table_is_exact_and_the_trained_network_agrees(tutorial, tmp_path):
+    results = _run(tutorial("hand_xor"), tmp_path)
+    # (x1, x2, h1 = OR, h2 = NAND, y = AND(h1, h2)) as on the lecture's slide
+    assert results["hand_wired"] == [(0, 0, 0, 1, 0), (0, 1, 1, 1, 1), (1, 0, 1, 1, 1),
+                                     (1, 1, 1, 0, 0)]
+    assert [row[4] for row in results["trained"]] == [0, 1, 1, 0]
+    _assert_png(tmp_path / "hand_xor.png")
+
