@@ -82,3 +82,13 @@ def test_hand_wired_xor_truth_table_is_exact_and_the_trained_network_agrees(tuto
     assert [row[4] for row in results["trained"]] == [0, 1, 1, 0]
     _assert_png(tmp_path / "hand_xor.png")
 
+
+def test_conv1d_is_correlation_and_finds_a_template(tutorial, tmp_path):
+    results = _run(tutorial("correlation"), tmp_path)
+    assert results["max_diff_correlate"] < 1e-9
+    assert results["max_diff_convolve_flipped"] < 1e-9  # correlation = convolution, kernel flipped
+    assert results["max_diff_convolve"] > 0.5  # the kernel is asymmetric: no flip, other result
+    assert results["peak"] == results["position"]
+    assert results["peak_to_second"] > 1.2
+    _assert_png(tmp_path / "correlation.png")
+
