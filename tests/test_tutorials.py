@@ -92,3 +92,17 @@ def test_conv1d_is_correlation_and_finds_a_template(tutorial, tmp_path):
     assert results["peak_to_second"] > 1.2
     _assert_png(tmp_path / "correlation.png")
 
+
+def test_transposed_conv_is_zero_insertion_and_flipped_filtering(tutorial, tmp_path):
+    module = tutorial("transposed_conv")
+    results = _run(module, tmp_path)
+    assert results["settings"] > 300 and results["max_diff"] < 1e-6
+    assert results["lengths_checked"] > 10000 and results["length_mismatches"] == []
+    assert results["adjoint_diff"] < 1e-9
+    # the formulas themselves, on values worked out by hand
+    assert module.conv_length(10, kernel=3, stride=2, padding=1, dilation=1) == 5
+    assert module.transposed_length(5, kernel=4, stride=2, padding=1, dilation=1,
+                                    output_padding=0) == 10
+    torch.testing.assert_close(module.zero_insert(torch.tensor([1.0, 2.0, 3.0]), 3),
+                               torch.tensor([1.0, 0, 0, 2, 0, 0, 3]))
+    _assert_png(tmp_path / "transposed_conv.png")
