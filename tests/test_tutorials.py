@@ -106,3 +106,14 @@ def test_transposed_conv_is_zero_insertion_and_flipped_filtering(tutorial, tmp_p
     torch.testing.assert_close(module.zero_insert(torch.tensor([1.0, 2.0, 3.0]), 3),
                                torch.tensor([1.0, 0, 0, 2, 0, 0, 3]))
     _assert_png(tmp_path / "transposed_conv.png")
+
+
+@pytest.mark.slow
+def test_more_hidden_units_fit_the_circle_better(tutorial, tmp_path):
+    results = _run(tutorial("circles"), tmp_path)
+    accuracy = {hidden: r["test_accuracy"] for hidden, r in results.items()}
+    assert accuracy[2] < 0.85  # two lines: a band through the circle at best
+    assert accuracy[3] > 0.9 and accuracy[10] > 0.95
+    assert accuracy[2] < accuracy[3] < accuracy[10]
+    _assert_png(tmp_path / "circles.png")
+

@@ -73,6 +73,37 @@ def xor_points(
     return x, XOR_LABELS[corner]
 
 
+def circle_points(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points uniform in the square [-1.5, 1.5]^2, label 1 inside the circle of radius
+    ``sqrt(4.5 / pi)`` (half the square's area, so the classes are balanced).
+
+    Returns ``x[n, 2]`` float and ``y[n]`` int64.
+    """
+    x = 3 * torch.rand(n, 2, generator=generator) - 1.5
+    return x, (x.norm(dim=1) < CIRCLE_RADIUS).long()
+
+
+CIRCLE_RADIUS = (4.5 / torch.pi) ** 0.5
+
+
+def plot_decision(ax, model: nn.Module, x: torch.Tensor, y: torch.Tensor, title: str,
+                  extent: float = 1.6) -> None:
+    """P(y = 1) of ``model`` over ``[-extent, extent]^2``, its 0.5 contour and the points."""
+    grid = torch.linspace(-extent, extent, 150)
+    gx, gy = torch.meshgrid(grid, grid, indexing="xy")
+    model.eval()
+    with torch.no_grad():
+        prob = model(torch.stack((gx.flatten(), gy.flatten()), 1)).softmax(1)[:, 1].view_as(gx)
+    model.train()
+    ax.contourf(gx, gy, prob, levels=20, cmap="RdBu_r", vmin=0, vmax=1)
+    ax.contour(gx, gy, prob, levels=[0.5], colors="k")
+    shown = slice(0, 300)  # enough points to see the classes without hiding the regions
+    ax.scatter(x[shown, 0], x[shown, 1], c=y[shown], cmap="RdBu_r", edgecolors="k",
+               linewidths=0.4, s=8)
+    ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal", title=title,
+           xticks=[], yticks=[])
+
+
 def train_full_batch(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
