@@ -117,3 +117,18 @@ def test_more_hidden_units_fit_the_circle_better(tutorial, tmp_path):
     assert accuracy[2] < accuracy[3] < accuracy[10]
     _assert_png(tmp_path / "circles.png")
 
+
+@pytest.mark.slow
+def test_deep_sigmoid_network_learns_only_with_residuals(tutorial, tmp_path):
+    results = _run(tutorial("deep_residual"), tmp_path)
+    for activation in ("sigmoid", "leaky_relu"):
+        plain, residual = results[activation]["plain"], results[activation]["residual"]
+        assert len(plain["gradient_norms"]) == 6
+        # at the same initial weights, the skips carry the gradient to the first layer
+        assert residual["gradient_norms"][0] > 1e3 * plain["gradient_norms"][0]
+        assert residual["final_loss"] < plain["final_loss"]
+        assert residual["test_accuracy"] > 0.9
+    sigmoid = results["sigmoid"]
+    assert sigmoid["plain"]["test_accuracy"] < 0.75  # one line through the square at best
+    assert sigmoid["plain"]["final_loss"] > 10 * sigmoid["residual"]["final_loss"]
+    _assert_png(tmp_path / "deep_residual.png")

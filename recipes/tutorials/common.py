@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from audionets.models.mlp import ResidualMLP
 from audionets.models.rnn import build_recurrent
 
 
@@ -118,6 +119,16 @@ def train_full_batch(
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+def layer_gradient_norms(model: ResidualMLP, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """``||dL/dW_i||`` for every block ``i`` (input side first) after one backward pass of the
+    cross-entropy on ``(x, y)``."""
+    model.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    norms = [block.linear.weight.grad.norm().item() for block in model.blocks]
+    model.zero_grad()
+    return norms
 
 
 @torch.no_grad()

@@ -12,17 +12,9 @@ input (sigmoid' <= 1/4); the identity paths keep it alive. Writes ``gradient_nor
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from audionets.models.mlp import ResidualMLP
-from common import base_parser, parse, pyplot, save_figure, xor_points
-
-
-def layer_gradient_norms(model: ResidualMLP, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """``||dL/dW_i||`` for every block ``i`` (input side first) after one backward pass."""
-    model.zero_grad()
-    nn.functional.cross_entropy(model(x), y).backward()
-    return [block.linear.weight.grad.norm().item() for block in model.blocks]
+from common import base_parser, layer_gradient_norms, parse, pyplot, save_figure, xor_points
 
 
 def main(argv: list[str] | None = None) -> dict:
