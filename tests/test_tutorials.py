@@ -132,3 +132,18 @@ def test_deep_sigmoid_network_learns_only_with_residuals(tutorial, tmp_path):
     assert sigmoid["plain"]["test_accuracy"] < 0.75  # one line through the square at best
     assert sigmoid["plain"]["final_loss"] > 10 * sigmoid["residual"]["final_loss"]
     _assert_png(tmp_path / "deep_residual.png")
+
+
+@pytest.mark.slow
+def test_batch_norm_trains_the_audio_classifier_faster(tutorial, tmp_path):
+    results = _run(tutorial("batch_norm"), tmp_path)
+    assert set(results) == {0.01, 0.1}
+    for lr, runs in results.items():
+        with_bn, without = runs["with BN"], runs["without BN"]
+        assert len(with_bn["valid_accuracy"]) == 8
+        assert with_bn["epoch_loss"][-1] < 0.5 * without["epoch_loss"][-1]
+        assert with_bn["valid_accuracy"][-1] > 0.65  # 6 classes: chance is 0.17
+    assert results[0.01]["with BN"]["valid_accuracy"][-1] > results[0.01]["without BN"][
+        "valid_accuracy"][-1]
+    _assert_png(tmp_path / "batch_norm.png")
+
