@@ -147,3 +147,27 @@ def test_batch_norm_trains_the_audio_classifier_faster(tutorial, tmp_path):
         "valid_accuracy"][-1]
     _assert_png(tmp_path / "batch_norm.png")
 
+
+@pytest.mark.slow
+def test_optimizers_on_the_quadratic_and_on_audio(tutorial, tmp_path):
+    results = _run(tutorial("optimizers"), tmp_path)
+    quadratic = results["quadratic"]
+    # gradient descent on 3 w1^2 + w2^2: w1 shrinks by (1 - 6 lr) per step, w2 by (1 - 2 lr)
+    path = quadratic["sgd lr 0.02"]["path"]
+    steps = torch.arange(len(path), dtype=torch.float64)
+    torch.testing.assert_close(path[:, 0], -2.5 * (1 - 6 * 0.02) ** steps)
+    torch.testing.assert_close(path[:, 1], 2.0 * (1 - 2 * 0.02) ** steps)
+    w1 = quadratic["sgd lr 0.3"]["path"][:20, 0]
+    assert bool((w1[1:] * w1[:-1] < 0).all())  # the zig-zag: w1 changes sign at every step
+    assert quadratic["sgd lr 0.34"]["loss"][-1] > quadratic["sgd lr 0.34"]["loss"][0]
+    for label in ("momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"):
+        assert quadratic[label]["loss"][-1] < 1e-3, label
+    # Adam's first step is lr times the sign of the gradient, in every coordinate
+    first = quadratic["adam"]["path"][1] - quadratic["adam"]["path"][0]
+    torch.testing.assert_close(first, torch.tensor([0.1, -0.1], dtype=torch.float64))
+    audio = results["audio"]
+    assert set(audio) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}
+    for label, run in audio.items():
+        assert run["epoch_loss"][-1] < 0.8 * run["epoch_loss"][0], label
+    assert audio["adam"]["valid_accuracy"][-1] > 0.5
+    _assert_png(tmp_path / "optimizers.png")
