@@ -171,3 +171,32 @@ def test_optimizers_on_the_quadratic_and_on_audio(tutorial, tmp_path):
         assert run["epoch_loss"][-1] < 0.8 * run["epoch_loss"][0], label
     assert audio["adam"]["valid_accuracy"][-1] > 0.5
     _assert_png(tmp_path / "optimizers.png")
+
+
+def test_peak_memory_counts_tensors_created_and_freed(tutorial):
+    module = tutorial("attention_cost")
+    x = torch.ones(1000)
+    with module.PeakMemory() as memory:
+        y = x * 2  # 4000 bytes
+        del y
+        z = torch.zeros(500, dtype=torch.float64)  # 4000 bytes, after y was freed
+        view = z[:10].t()  # a view: no new storage
+        del view
+    assert memory.peak == 4000
+    del z
+
+
+@pytest.mark.slow
+def test_attention_cost_full_is_quadratic_and_dual_path_is_t_sqrt_t(tutorial, tmp_path):
+    results = _run(tutorial("attention_cost"), tmp_path)
+    full, dual = results["full"], results["dual-path"]
+    # memory is counted, not timed: the two T x T float32 matrices (scores, softmax) dominate
+    for length, peak in zip(results["lengths"], full["bytes"]):
+        assert 8 * length**2 <= peak < 1.05 * 8 * length**2
+    assert 1.9 < full["memory_slope"] < 2.1
+    assert 1.1 < dual["memory_slope"] < 1.6  # 1.5 plus O(T d) copies of the input
+    # times on a shared machine: loosely
+    assert full["time_slope"] > 1.5
+    assert dual["time_slope"] < full["time_slope"] - 0.3
+    assert full["seconds"][-1] > dual["seconds"][-1]
+    _assert_png(tmp_path / "attention_cost.png")
