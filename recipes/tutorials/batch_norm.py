@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
                 axes[0, column].text(0.05, 0.92 - 0.08 * row, f"{name}: diverged",
                                      transform=axes[0, column].transAxes, color="tab:red")
         axes[1, column].set(xlabel="epoch", ylim=(0, 1))
+        for ax in axes[:, column]:
+            ax.xaxis.get_major_locator().set_params(integer=True)
         axes[0, column].legend(fontsize=8, loc="lower left")
     axes[0, 0].set_ylabel("training loss (epoch mean)")
     axes[1, 0].set_ylabel(f"validation accuracy ({len(task['valid_label'])} clips)")
