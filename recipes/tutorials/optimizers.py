@@ -105,17 +105,20 @@ def main(argv: list[str] | None = None) -> dict:
     gx, gy = torch.meshgrid(grid, grid, indexing="xy")
     colors = dict(zip(list(QUADRATIC) + ["sgd"], plt.get_cmap("tab10").colors))
     colors["sgd"] = colors["sgd lr 0.02"]
-    for ax, labels, title in (
+    for ax, labels, title, nested in (
             (axes[0, 0], [k for k in QUADRATIC if k.startswith("sgd")] + ["momentum", "nesterov"],
-             "gradient descent, momentum"),
-            (axes[0, 1], ["adagrad", "rmsprop", "adam", "adamw"], "per-parameter step sizes")):
+             "gradient descent, momentum", False),
+            (axes[0, 1], ["adagrad", "rmsprop", "adam", "adamw"],
+             "per-parameter steps, along the diagonal", True)):
         ax.contour(gx, gy, quadratic_loss(torch.stack((gx, gy), -1)), levels=15, colors="0.8",
                    linewidths=0.7)
-        for label in labels:
+        for rank, label in enumerate(labels):
             shown = paths[label][:41]  # the first 40 steps: later ones sit at the minimum
+            # the adaptive paths coincide: each drawn thinner than the one before stays visible
+            size = 1 + 0.6 * (len(labels) - rank) if nested else 1.0
             ax.plot(shown[:, 0], shown[:, 1], linestyle="-", marker=markers[label],
-                    color=colors[label], markersize=4, linewidth=1, alpha=0.8, label=label,
-                    markerfacecolor="none")
+                    color=colors[label], markersize=2 * size + 1, linewidth=size, alpha=0.7,
+                    label=label, markerfacecolor="none")
         ax.plot(*START, "k*", markersize=12)
         ax.set(xlim=(-3, 3), ylim=(-2.2, 2.6), aspect="equal", xlabel="w1", ylabel="w2",
                title=f"{title}: the first 40 steps from ★")
