@@ -274,7 +274,8 @@ def validate_optimizer(opt: OptimizerConfig) -> None:
         _check_range("momentum", opt.momentum, low_open=False, high=1)
     _check_range("alpha", opt.alpha, low_open=False, high=1)
     if len(opt.betas) != 2:
-        raise ConfigError(f"optimizer.betas: expected two numbers [beta1, beta2], got {opt.betas!r}")
+        raise ConfigError(
+            f"optimizer.betas: expected two numbers [beta1, beta2], got {opt.betas!r}")
     for i, beta in enumerate(opt.betas):
         _check_range(f"betas[{i}]", beta, low_open=False, high=1)
     if opt.nesterov and opt.name != "sgd":
@@ -285,7 +286,7 @@ def validate_optimizer(opt: OptimizerConfig) -> None:
 
 
 def optimizer_config(values: dict[str, Any] | None) -> OptimizerConfig:
-    """An :class:`OptimizerConfig` from the mapping of a config's ``optimizer`` section, validated."""
+    """The validated :class:`OptimizerConfig` of a config's ``optimizer`` section (a mapping)."""
     opt = _build_dataclass(OptimizerConfig, values, "optimizer")
     validate_optimizer(opt)
     return opt

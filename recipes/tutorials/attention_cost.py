@@ -65,7 +65,8 @@ class PeakMemory(TorchDispatchMode):
 
 
 def attention(x: torch.Tensor) -> torch.Tensor:
-    """Self-attention ``softmax(x x^T / sqrt(d)) x`` over the frames: ``x[B, T, d] -> [B, T, d]``."""
+    """Self-attention ``softmax(x x^T / sqrt(d)) x`` over the frames:
+    ``x[B, T, d] -> [B, T, d]``."""
     scores = x @ x.transpose(-1, -2) / math.sqrt(x.shape[-1])  # [B, T, T]
     return scores.softmax(dim=-1) @ x
 

@@ -244,7 +244,8 @@ def audio_classifier(batch_norm: bool) -> nn.Module:
     frames, mean pooling, linear) at a small size; ``wav[B, T] -> logits[B, 6]``."""
     from audionets.models.classifiers import TimeFrequencyCNN
 
-    return TimeFrequencyCNN(len(AUDIO_CLASSES), AUDIO_RATE, frontend={"name": "logmel", "n_mels": 32},
+    return TimeFrequencyCNN(len(AUDIO_CLASSES), AUDIO_RATE,
+                            frontend={"name": "logmel", "n_mels": 32},
                             channels=[32, 32, 64], batch_norm=batch_norm, dropout=0.0,
                             input_norm="instance")
 

@@ -24,8 +24,16 @@ def step(z: torch.Tensor) -> torch.Tensor:
     return (z > 0).float()
 
 
+class _Step(nn.Module):
+    """:func:`step` as a layer."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return step(z)
+
+
 def hand_wired_xor() -> nn.Sequential:
-    """``x[B, 2] -> h[B, 2] -> y[B, 1]`` with the lecture's weights (hidden = OR, NAND; out = AND)."""
+    """``x[B, 2] -> h[B, 2] -> y[B, 1]`` with the lecture's weights: hidden units OR and NAND,
+    output AND."""
     hidden, out = nn.Linear(2, 2), nn.Linear(2, 1)
     with torch.no_grad():
         hidden.weight.copy_(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]))
@@ -33,11 +41,6 @@ def hand_wired_xor() -> nn.Sequential:
         out.weight.copy_(torch.tensor([[1.0, 1.0]]))
         out.bias.copy_(torch.tensor([-1.5]))
     return nn.Sequential(hidden, _Step(), out, _Step())
-
-
-class _Step(nn.Module):
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return step(z)
 
 
 def train_xor_network(steps: int, lr: float, seed: int) -> nn.Sequential:
@@ -83,7 +86,8 @@ def _plot_network(ax, net: nn.Sequential, title: str) -> None:
         w1, w2 = weight[i].tolist()  # the line w1 x1 + w2 x2 + b = 0 of hidden unit i
         x1 = grid if abs(w2) > 1e-6 else torch.full_like(grid, -bias[i].item() / w1)
         x2 = -(w1 * grid + bias[i]) / w2 if abs(w2) > 1e-6 else grid
-        ax.plot(x1, x2, color=color, linestyle=style, linewidth=2, label=f"h{i + 1} switches on/off")
+        ax.plot(x1, x2, color=color, linestyle=style, linewidth=2,
+                label=f"h{i + 1} switches on/off")
     labels = [0, 1, 1, 0]
     for (a, b), label in zip(XOR_CORNERS.tolist(), labels):
         ax.scatter(a, b, s=120, marker="o" if label else "s", edgecolors="k",
