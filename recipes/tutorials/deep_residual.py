@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     generator = torch.Generator().manual_seed(args.seed)
     x, y = circle_points(300 if args.quick else 1000, generator)
     x_test, y_test = circle_points(2000, generator)
-    steps = 800 if args.quick else args.steps
+    steps = 500 if args.quick else args.steps
     results: dict[str, dict[str, dict]] = {}
     models, curves = {}, {}
     for activation in args.activations:
