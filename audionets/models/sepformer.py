@@ -27,8 +27,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from audionets.errors import ConfigError
+from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoder, add_residual
 from audionets.nn.chunking import overlap_add, segment
+from audionets.nn.shapes import at_least, fit
 from audionets.registry import MODELS
 
 NORMS = ("ln", "gln", "cln")
@@ -101,6 +103,8 @@ class LSTMBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if onnx_ops.exporting_onnx():  # any number of chunks (see audionets.nn.onnx_ops)
+            return onnx_ops.lstm(self.lstm, x)
         return self.lstm(x)[0]
 
 
@@ -212,6 +216,7 @@ class DualPathMasker(nn.Module):
             return LSTMBlock(d_model, lstm_hidden_size, lstm_layers, dropout)
 
         self.num_sources = num_sources
+        self.d_model = d_model
         self.chunk_size = chunk_size
         self.checkpointing = checkpointing
         self.norm = build_norm(norm, in_channels)
@@ -240,7 +245,7 @@ class DualPathMasker(nn.Module):
                 x = block(x)
         x = self.out_proj(self.prelu(x))  # [B, S_chunks, K, N * S]
         x = overlap_add(x, gap)  # [B, L, N * S]
-        x = x.view(batch, length, self.num_sources, -1)
+        x = x.view(batch, length, self.num_sources, self.d_model)
         x = torch.tanh(self.output(x)) * torch.sigmoid(self.output_gate(x))
         masks = F.relu(self.end_proj(x))  # [B, L, S, C]
         return masks.permute(0, 2, 3, 1)
@@ -338,15 +343,14 @@ class SepFormer(nn.Module):
             raise ValueError(f"SepFormer expects a [batch, time] mixture, got shape {tuple(mix.shape)}")
         batch, length = mix.shape
         kernel = self.encoder.kernel_size
-        if length < kernel:
-            mix = F.pad(mix, (0, kernel - length))
-        features = self.encoder(mix)  # [B, C, L]
+        # inputs shorter than the kernel are zero-padded to one frame; the sizes are computed
+        # with audionets.nn.shapes so that an exported graph holds for any input length
+        features = self.encoder(fit(mix, at_least(length, kernel), max_pad=kernel))  # [B, C, L]
         masks = self.masker(features)  # [B, S, C, L]
         sources = self.decoder((masks * features.unsqueeze(1)).flatten(0, 1))
         sources = sources.view(batch, self.num_sources, -1)
-        if sources.shape[-1] < length:
-            return F.pad(sources, (0, length - sources.shape[-1]))
-        return sources[..., :length]
+        # the decoder gives (L - 1) * stride + kernel samples: zero-padded or trimmed to T
+        return fit(sources, length, max_pad=length)
 
 
 @MODELS.register("dprnn")

@@ -148,7 +148,8 @@ class TransformerEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.positional_encoding:
             x = x + sinusoidal_encoding(x.shape[1], x.shape[2], x.device, x.dtype)
-        if torch.is_grad_enabled() or x.device.type != "cpu" or self.group_frames <= 0:
+        if (torch.is_grad_enabled() or x.device.type != "cpu" or self.group_frames <= 0
+                or torch.compiler.is_compiling()):  # an exported graph must not fix the group
             return self._layers(x)
         # CPU inference: the sequences are independent, so run all layers on a group of them
         # at a time (same result); smaller activations stay in cache and are cheaper to allocate

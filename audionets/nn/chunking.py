@@ -14,16 +14,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from audionets.nn.shapes import fit, take
+
 
 def chunk_padding(length: int, chunk_size: int) -> tuple[int, int]:
     """Return ``(hop, gap)``: the hop (K // 2) and the zeros appended after ``length`` frames.
 
-    ``gap`` lies in ``1..K`` and makes ``length + gap + hop`` a multiple of ``chunk_size``.
+    ``gap`` lies in ``1..K`` and makes ``length + gap + hop`` a multiple of ``chunk_size``:
+    ``(length + hop) // K + 1`` multiples, written without ``%`` so that an exported graph
+    keeps the sizes' relations (see :mod:`audionets.nn.shapes`).
     """
     if chunk_size < 2:
         raise ValueError(f"chunk_size must be at least 2, got {chunk_size}")
     hop = chunk_size // 2
-    gap = chunk_size - (hop + length % chunk_size) % chunk_size
+    gap = ((length + hop) // chunk_size + 1) * chunk_size - length - hop
     return hop, gap
 
 
@@ -35,11 +39,13 @@ def segment(x: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, int]:
     """
     batch, length, channels = x.shape
     hop, gap = chunk_padding(length, chunk_size)
-    padded = F.pad(x, (0, 0, hop, gap + hop))
+    grid = length + gap + hop  # frames of each grid of back-to-back chunks
+    pairs = grid // chunk_size
+    padded = fit(F.pad(x, (0, 0, hop, 0)), grid + hop, max_pad=chunk_size + hop, dim=1)
     # two grids of back-to-back chunks: one from frame 0, one from frame `hop`
-    first = padded[:, : padded.shape[1] - hop].reshape(batch, -1, chunk_size, channels)
-    second = padded[:, hop:].reshape(batch, -1, chunk_size, channels)
-    chunks = torch.stack((first, second), dim=2).reshape(batch, -1, chunk_size, channels)
+    first = take(padded, grid, dim=1).reshape(batch, pairs, chunk_size, channels)
+    second = padded[:, hop:].reshape(batch, pairs, chunk_size, channels)
+    chunks = torch.stack((first, second), dim=2).reshape(batch, 2 * pairs, chunk_size, channels)
     return chunks, gap
 
 
@@ -53,5 +59,6 @@ def overlap_add(chunks: torch.Tensor, gap: int) -> torch.Tensor:
     pairs = chunks.reshape(batch, num_chunks // 2, 2, chunk_size, channels)
     first = pairs[:, :, 0].reshape(batch, -1, channels)
     second = pairs[:, :, 1].reshape(batch, -1, channels)
-    total = first[:, hop:] + second[:, : second.shape[1] - hop]
-    return total[:, : total.shape[1] - gap]
+    grid = first.shape[1]
+    total = first[:, hop:] + take(second, grid - hop, dim=1)
+    return take(total, grid - hop - gap, dim=1)
