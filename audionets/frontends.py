@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audionets.errors import ConfigError
+from audionets.nn.shapes import fit
 from audionets.registry import FRONTENDS
 
 WINDOWS: dict[str, Callable[[int], torch.Tensor]] = {
@@ -43,15 +44,18 @@ def _check_positive(**values: int) -> None:
 
 
 class Frontend(nn.Module):
-    """Base class: ``forward(wav [B, T]) -> features [B, out_channels, T']``."""
+    """Base class: ``forward(wav [B, T]) -> features [B, out_channels, T']``.
 
-    out_channels: int
+    Subclasses set the int attribute ``out_channels`` (F) in their constructor.
+    """
+
+    __jit_unused_properties__ = ["mel_filters"]  # TorchScript compiles forward only
 
     @staticmethod
     def _check_input(wav: torch.Tensor) -> None:
         if wav.dim() != 2:
             raise ValueError(f"front-ends expect a [batch, time] waveform, got shape "
-                             f"{tuple(wav.shape)}")
+                             f"{list(wav.shape)}")
 
     def inverse(self, features: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Map ``features [B, F, T']`` back to ``wav [B, length]`` (invertible front-ends only)."""
@@ -133,7 +137,8 @@ class STFT(Frontend):
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``[B, T] -> [B, n_fft // 2 + 1, T']``."""
         self._check_input(wav)
-        wav = F.pad(wav, (0, (1 - wav.shape[-1]) % self.hop_length))
+        length = wav.shape[-1]
+        wav = fit(wav, length + (1 - length) % self.hop_length, max_pad=self.hop_length)
         return torch.stft(
             wav, self.n_fft, self.hop_length, self.win_length, self.window,
             center=True, pad_mode="constant", return_complex=True,
@@ -234,9 +239,14 @@ class LogMel(Frontend):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         self._check_input(wav)
-        # in float32 whatever the autocast: a loud tone's mel power overflows float16 (inf)
-        with torch.autocast(wav.device.type, enabled=False):
-            return torch.log(self.mel(wav.float()) + self.log_offset)
+        if not torch.jit.is_scripting():  # (TorchScript has no autocast to turn off)
+            # in float32 whatever the autocast: a loud tone's mel power overflows float16 (inf)
+            with torch.autocast(wav.device.type, enabled=False):
+                return self._log_mel(wav)
+        return self._log_mel(wav)
+
+    def _log_mel(self, wav: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel(wav.float()) + self.log_offset)
 
 
 @FRONTENDS.register("filterbank")

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from audionets.errors import ConfigError
+from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoderLayer
 from audionets.nn.conv import ConvBlock1d
 from audionets.nn.positional import sinusoidal_encoding
@@ -321,7 +322,14 @@ class RecurrentClassifier(nn.Module):
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
         frames = self.input_norm(self.frontend(wav)).transpose(1, 2)  # [B, T', F]
+        if not torch.jit.is_scripting():
+            if onnx_ops.exporting_onnx() and onnx_ops.supports(self.rnn):  # any frame count
+                return self._classify(onnx_ops.recurrent(self.rnn, frames))
         outputs, _ = self.rnn(frames)
+        return self._classify(outputs)
+
+    def _classify(self, outputs: torch.Tensor) -> torch.Tensor:
+        """``outputs[B, T', D * hidden_size] -> logits[B, num_classes]``."""
         summary = _pool_sequence(outputs, self.pooling, self.bidirectional)
         return self.head(self.dropout(summary))
 

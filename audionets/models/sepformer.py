@@ -30,7 +30,7 @@ from audionets.errors import ConfigError
 from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoder, add_residual
 from audionets.nn.chunking import overlap_add, segment
-from audionets.nn.shapes import at_least, fit
+from audionets.nn.shapes import at_least, exporting, fit
 from audionets.registry import MODELS
 
 NORMS = ("ln", "gln", "cln")
@@ -80,7 +80,21 @@ class GlobalNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if exporting():
+            # onnxruntime sums a reduction in one float32 pass: over the 10^6 values of 4 s of
+            # encoder frames its mean is off by 1e-4 of the output's peak (PyTorch sums
+            # pairwise). The exported graph reduces one axis at a time: short sums, exact digits
+            centred = x - _mean_over_non_batch_axes(x)
+            variance = _mean_over_non_batch_axes(centred * centred)
+            return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
         return F.layer_norm(x, x.shape[1:], eps=self.eps) * self.weight + self.bias
+
+
+def _mean_over_non_batch_axes(x: torch.Tensor) -> torch.Tensor:
+    """``x.mean(all axes but the first, keepdim=True)``, one axis at a time (last first)."""
+    for dim in range(x.dim() - 1, 0, -1):
+        x = x.mean(dim, keepdim=True)
+    return x
 
 
 def build_norm(norm: str, channels: int) -> nn.Module:
@@ -103,8 +117,9 @@ class LSTMBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if onnx_ops.exporting_onnx():  # any number of chunks (see audionets.nn.onnx_ops)
-            return onnx_ops.lstm(self.lstm, x)
+        if not torch.jit.is_scripting():
+            if onnx_ops.exporting_onnx():  # any number of chunks (see audionets.nn.onnx_ops)
+                return onnx_ops.recurrent(self.lstm, x)
         return self.lstm(x)[0]
 
 
@@ -239,7 +254,9 @@ class DualPathMasker(nn.Module):
         x = self.in_proj(self.norm(features.transpose(1, 2)))  # [B, L, N]
         x, gap = segment(x, self.chunk_size)  # [B, S_chunks, K, N]
         for block in self.blocks:
-            if self.checkpointing and self.training and torch.is_grad_enabled():
+            if not torch.jit.is_scripting() and (
+                self.checkpointing and self.training and torch.is_grad_enabled()
+            ):
                 x = checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
@@ -340,7 +357,7 @@ class SepFormer(nn.Module):
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """``mix [B, T] -> sources [B, S, T]``."""
         if mix.dim() != 2:
-            raise ValueError(f"SepFormer expects a [batch, time] mixture, got shape {tuple(mix.shape)}")
+            raise ValueError(f"SepFormer expects a [batch, time] mixture, got shape {mix.shape}")
         batch, length = mix.shape
         kernel = self.encoder.kernel_size
         # inputs shorter than the kernel are zero-padded to one frame; the sizes are computed

@@ -52,7 +52,8 @@ class MultiHeadSelfAttention(nn.Module):
         batch, length, d_model = x.shape
         head_dim = d_model // self.nhead
         # [B, L, 3D] -> 3 x [B, H, L, D/H]
-        q, k, v = self.qkv(x).view(batch, length, 3, self.nhead, head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x).view(batch, length, 3, self.nhead, head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
         attended = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0
         )
@@ -67,6 +68,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(d_model, d_ffn)
         self.activation = get_activation(activation, where="model.activation")
+        self.relu = isinstance(self.activation, nn.ReLU)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)
 
@@ -74,7 +76,7 @@ class FeedForward(nn.Module):
         hidden = self.linear1(x)
         # in inference, ReLU in place saves one [.., d_ffn] buffer; under autograd it would be
         # an in-place op on a view (see add_residual), so it stays out of place there
-        if isinstance(self.activation, nn.ReLU) and not torch.is_grad_enabled():
+        if self.relu and not torch.is_grad_enabled():
             hidden = hidden.relu_()
         else:
             hidden = self.activation(hidden)
@@ -122,8 +124,6 @@ class TransformerEncoder(nn.Module):
     processed ``group_frames`` frames at a time (0: all at once).
     """
 
-    group_frames = 4096
-
     def __init__(
         self,
         num_layers: int,
@@ -139,6 +139,7 @@ class TransformerEncoder(nn.Module):
         if positional_encoding and d_model % 2:
             raise ValueError(f"positional encoding needs an even d_model, got {d_model}")
         self.positional_encoding = positional_encoding
+        self.group_frames = 4096
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(d_model, nhead, d_ffn, dropout, activation, norm_before)
             for _ in range(num_layers)
@@ -148,9 +149,13 @@ class TransformerEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.positional_encoding:
             x = x + sinusoidal_encoding(x.shape[1], x.shape[2], x.device, x.dtype)
-        if (torch.is_grad_enabled() or x.device.type != "cpu" or self.group_frames <= 0
-                or torch.compiler.is_compiling()):  # an exported graph must not fix the group
-            return self._layers(x)
+        if not torch.jit.is_scripting():  # a compiled or exported graph must not fix the group
+            if not (torch.is_grad_enabled() or x.device.type != "cpu" or self.group_frames <= 0
+                    or torch.compiler.is_compiling()):
+                return self._grouped_layers(x)
+        return self._layers(x)
+
+    def _grouped_layers(self, x: torch.Tensor) -> torch.Tensor:
         # CPU inference: the sequences are independent, so run all layers on a group of them
         # at a time (same result); smaller activations stay in cache and are cheaper to allocate
         group = max(1, self.group_frames // x.shape[1])

@@ -17,23 +17,27 @@ import torch.nn.functional as F
 
 def exporting() -> bool:
     """Whether ``torch.export`` (or the ONNX exporter) is tracing the current call."""
-    return torch.compiler.is_exporting()
+    if not torch.jit.is_scripting():  # TorchScript compiles none of this branch
+        return torch.compiler.is_exporting()
+    return False
 
 
 def at_least(length: int, minimum: int) -> int:
     """``max(length, minimum)``; while exporting, a size computed in the graph."""
-    if not exporting():
-        return max(length, minimum)
-    value = torch.scalar_tensor(length, dtype=torch.int64).clamp(min=minimum).item()
-    torch._check(value >= minimum)
-    return value
+    if not torch.jit.is_scripting():
+        if torch.compiler.is_exporting():
+            value = torch.scalar_tensor(length, dtype=torch.int64).clamp(min=minimum).item()
+            torch._check(value >= minimum)
+            return value
+    return max(length, minimum)
 
 
 def take(x: torch.Tensor, length: int, dim: int = -1) -> torch.Tensor:
     """The first ``length`` entries of ``x`` along ``dim`` (``length <= x.shape[dim]``)."""
-    if not exporting():
-        return x.narrow(dim, 0, length)
-    return x.index_select(dim, torch.arange(length, device=x.device))
+    if not torch.jit.is_scripting():
+        if torch.compiler.is_exporting():
+            return x.index_select(dim, torch.arange(length, device=x.device))
+    return x.narrow(dim, 0, length)
 
 
 def fit(x: torch.Tensor, length: int, max_pad: int, dim: int = -1) -> torch.Tensor:
@@ -43,7 +47,7 @@ def fit(x: torch.Tensor, length: int, max_pad: int, dim: int = -1) -> torch.Tens
     exporting, ``x`` is padded by that much and the first ``length`` entries are kept.
     """
     dim = dim % x.dim()
-    after = x.dim() - 1 - dim  # F.pad lists the pads from the last dimension backwards
-    if not exporting():
-        return F.pad(x, (0, 0) * after + (0, length - x.shape[dim]))
-    return take(F.pad(x, (0, 0) * after + (0, max_pad)), length, dim)
+    before = [0, 0] * (x.dim() - 1 - dim)  # F.pad lists the pads from the last dimension back
+    if exporting():
+        return take(F.pad(x, before + [0, max_pad]), length, dim)
+    return F.pad(x, before + [0, length - x.shape[dim]])
