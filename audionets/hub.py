@@ -31,6 +31,7 @@ from audionets.errors import AudionetsError, CheckpointError
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.yaml"
+EXPORT_KEY = "export"  # the config section of an exported (ONNX / TorchScript) folder
 HF_PREFIX = "hf://"  # forces a hub id: hf://owner/name
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -58,6 +59,19 @@ def shipped_models() -> list[str]:
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG).is_file())
 
 
+def is_exported(folder: Path) -> bool:
+    """Whether ``folder`` is an exported model folder (see :mod:`audionets.export`): its
+    config has an ``export`` section."""
+    config = folder / CONFIG
+    if not folder.is_dir() or not config.is_file():
+        return False
+    try:
+        text = config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False  # reported when the config is read
+    return any(line.startswith(f"{EXPORT_KEY}:") for line in text.splitlines())
+
+
 def check_config(config: Any, where: str) -> dict[str, Any]:
     """Check that ``config`` describes a model this audionets can build; return it."""
     from audionets.training.config import check_version
@@ -76,7 +90,8 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
     return config
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
+    """The checked model config at ``path``; CheckpointError when unreadable or incomplete."""
     from audionets.training.config import parse_yaml
     from audionets.utils import read_text
 
@@ -134,7 +149,9 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -
     model.load_state_dict(state)
 
 
-def _meta(config: dict[str, Any], source: str, labels: list[str] | None = None) -> ModelMeta:
+def meta_from_config(config: dict[str, Any], source: str,
+                     labels: list[str] | None = None) -> ModelMeta:
+    """The :class:`ModelMeta` of a checked config (``labels`` override the config's)."""
     labels = labels if labels is not None else config.get("labels")
     return ModelMeta(task=str(config["task"]), sample_rate=int(config["sample_rate"]),
                      labels=list(labels) if labels is not None else None, config=config,
@@ -145,7 +162,7 @@ def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    config = _read_config(folder / CONFIG)
+    config = read_config(folder / CONFIG)
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file missing; a model folder needs "
@@ -158,7 +175,7 @@ def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
         raise CheckpointError(f"{weights}: unreadable weights ({first}); if the file is damaged, "
                               "export or download the model folder again") from None
     load_weights(model, state, str(weights))
-    return model, _meta(config, str(folder))
+    return model, meta_from_config(config, str(folder))
 
 
 def _load_checkpoint_file(path: Path) -> tuple[nn.Module, ModelMeta]:
@@ -171,7 +188,7 @@ def _load_checkpoint_file(path: Path) -> tuple[nn.Module, ModelMeta]:
     config = check_config(state["config"], str(path))
     model = build_from_config(config, str(path))
     load_weights(model, state["model"], str(path))
-    return model, _meta(config, str(path), state.get("labels"))
+    return model, meta_from_config(config, str(path), state.get("labels"))
 
 
 def _load_experiment(folder: Path) -> tuple[nn.Module, ModelMeta]:
@@ -192,7 +209,7 @@ def _load_speechbrain(folder: Path) -> tuple[nn.Module, ModelMeta]:
     # the same shape of config as our own folders, so init_from and export take it too
     config = {"task": info["task"], "sample_rate": int(info["sample_rate"]),
               "model": info["config"]}
-    return model, _meta(config, str(folder))
+    return model, meta_from_config(config, str(folder))
 
 
 def _load_local(path: Path) -> tuple[nn.Module, ModelMeta]:
@@ -204,6 +221,12 @@ def _load_local(path: Path) -> tuple[nn.Module, ModelMeta]:
         return _load_checkpoint_file(path)
     if (path / WEIGHTS).is_file():
         return _load_pretrained_folder(path)
+    if is_exported(path):
+        raise CheckpointError(
+            f"{path}: is an exported (ONNX / TorchScript) model; run it with Separator / "
+            "Classifier.from_pretrained or audionets separate / classify, and train or export "
+            "from the folder it was exported from"
+        )
     if (path / CONFIG).is_file() and (path / "checkpoints").is_dir():
         return _load_experiment(path)
     if (path / "hyperparams.yaml").is_file():

@@ -1,21 +1,33 @@
-"""``audionets export EXPERIMENT_DIR OUT_DIR``: a trained run -> a pretrained model folder.
+"""``audionets export SOURCE OUT_DIR``: a trained run -> a model folder for PyTorch or another runtime.
 
-Writes ``OUT_DIR/config.yaml`` + ``OUT_DIR/model.safetensors`` from the best checkpoint of the
-experiment (else ``last.pt``), or from a checkpoint file, loadable with
-``audionets.hub.load_model(OUT_DIR)`` / ``Separator.from_pretrained(OUT_DIR)``.
+``--format safetensors`` (the default) writes ``OUT_DIR/config.yaml`` + ``model.safetensors``
+from the best checkpoint of an experiment (else ``last.pt``), a checkpoint file or any model
+source, loadable with ``audionets.hub.load_model(OUT_DIR)`` / ``Separator.from_pretrained``.
+``--format onnx`` / ``torchscript`` write ``config.yaml`` (with an ``export`` section that
+names the graph's inputs and outputs) + ``model.onnx`` / ``model.torchscript``, a graph for any
+batch size and input length, checked against the PyTorch model before the command returns
+(see :mod:`audionets.export`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "export a trained experiment (or checkpoint) as a pretrained model folder"
+HELP = "export a trained experiment (or any model) as a model folder: safetensors, ONNX, TorchScript"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment",
-                        help="experiment folder (config.yaml + checkpoints/) or a .pt checkpoint")
-    parser.add_argument("out_dir", help="output folder for config.yaml + model.safetensors")
+    parser.add_argument("experiment", metavar="SOURCE",
+                        help="experiment folder (config.yaml + checkpoints/), a .pt checkpoint, "
+                             "a model folder or a shipped model name")
+    parser.add_argument("out_dir", help="output folder for config.yaml + the model file")
+    parser.add_argument("--format", choices=["safetensors", "onnx", "torchscript"],
+                        default="safetensors",
+                        help="safetensors (PyTorch weights, default), onnx (a graph for "
+                             "onnxruntime and other runtimes) or torchscript (for libtorch)")
+    parser.add_argument("--precision", choices=["float32", "int8"], default="float32",
+                        help="int8: onnxruntime dynamic quantization of the ONNX graph "
+                             "(--format onnx only); default float32")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
 
 
@@ -23,9 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from audionets import hub
-    from audionets.errors import OutputError
+    from audionets.errors import ConfigError, OutputError
+    from audionets.export import GRAPH_FILES, export_model
     from audionets.utils import check_out_dir
 
+    if args.precision != "float32" and args.format != "onnx":
+        raise ConfigError("--precision int8 is for --format onnx")
     out = Path(args.out_dir)
     check_out_dir(out)
     if Path(args.experiment).resolve() == out.resolve():
@@ -33,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if (out / "checkpoints").is_dir():
         raise OutputError(f"{out}: is an experiment folder (it has checkpoints/); export to a "
                           "folder of its own")
-    existing = [name for name in (hub.CONFIG, hub.WEIGHTS) if (out / name).exists()]
+    model_file = GRAPH_FILES.get(args.format, hub.WEIGHTS)
+    existing = [name for name in (hub.CONFIG, model_file) if (out / name).exists()]
     if existing and not args.overwrite:
         raise OutputError(f"{out}: already holds {' and '.join(existing)}; pass --overwrite or "
                           "choose another folder")
@@ -42,8 +58,12 @@ def run(args: argparse.Namespace) -> int:
     # keep what describes the model, drop training-only sections
     meta.config = {k: config[k] for k in ("task", "sample_rate", "model", "labels", "data", "loss")
                    if k in config}
-    hub.save_pretrained(model, meta, out)
+    if args.format == "safetensors":
+        hub.save_pretrained(model, meta, out)
+    else:
+        export_model(model, meta, out, args.format, args.precision)
     params = sum(p.numel() for p in model.parameters())
     print(f"audionets export: {meta.config['model']['name']} ({params:,} parameters) from "
-          f"{meta.source} -> {out}")
+          f"{meta.source} -> {out} ({args.format}"
+          f"{', int8' if args.precision == 'int8' else ''})")
     return 0

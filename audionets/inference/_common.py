@@ -21,15 +21,31 @@ def check_batch(wav: torch.Tensor, what: str) -> torch.Tensor:
 
 
 def load_checked(source, device: str, task: str):
-    """``hub.load_model(source)`` checked to be a ``task`` model: ``(model, meta)``."""
+    """``hub.load_model(source)`` checked to be a ``task`` model: ``(model, meta)``.
+
+    An exported folder (ONNX / TorchScript, see :mod:`audionets.export`) loads as its runtime
+    model from :mod:`audionets.inference.backends` instead of a PyTorch module.
+    """
     from audionets import hub
 
-    model, meta = hub.load_model(source, device=device)
+    path = hub.resolve_source(source)
+    if hub.is_exported(path):
+        from audionets.inference.backends import load_exported
+
+        model, meta = load_exported(path, device=device)
+    else:
+        model, meta = hub.load_model(path, device=device)
     if meta.task != task:
         use = {"separation": "Separator", "classification": "Classifier"}.get(meta.task)
         hint = f"; load it with audionets.{use}" if use else ""
         raise CheckpointError(f"{source}: is a {meta.task} model, not a {task} model{hint}")
     return model, meta
+
+
+def is_exported_model(model) -> bool:
+    """Whether ``model`` is a runtime model of an exported folder (onnxruntime, TorchScript):
+    it runs as exported (no pre-packing, no quantization)."""
+    return not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule)
 
 
 class _NoBar:

@@ -21,7 +21,12 @@ from torch import nn
 
 from audionets import audio
 from audionets.errors import CheckpointError, ConfigError
-from audionets.inference._common import check_batch, load_checked, progress_bar
+from audionets.inference._common import (
+    check_batch,
+    is_exported_model,
+    load_checked,
+    progress_bar,
+)
 from audionets.utils import resolve_device
 
 #: Shipped model used when no model is named.
@@ -82,7 +87,8 @@ class Classifier:
         cls, source: str | os.PathLike = DEFAULT_CLASSIFIER, device: str | torch.device = "cpu",
         **kwargs
     ) -> "Classifier":
-        """Load a classification model by shipped name, folder, experiment dir or hub id.
+        """Load a classification model by shipped name, folder, experiment dir or hub id, or
+        an exported ONNX / TorchScript folder (``audionets export --format onnx``).
 
         On CPU the model's linear layers get oneDNN pre-packed weights, as in
         :meth:`Separator.from_pretrained` (same outputs to float rounding). Raises
@@ -93,7 +99,8 @@ class Classifier:
 
         device = resolve_device(device)  # "auto", or a one-line error before any loading
         model, meta = load_checked(source, device=device, task="classification")
-        model = prepack_linear_layers(model)  # leaves layers on another device as they are
+        if not is_exported_model(model):  # not an exported model (it runs as exported)
+            model = prepack_linear_layers(model)  # leaves layers on another device as they are
         if not meta.labels:
             raise CheckpointError(f"{source}: the model has no labels; add labels to config.yaml")
         segment = (meta.config.get("data") or {}).get("segment_seconds")

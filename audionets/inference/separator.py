@@ -25,7 +25,12 @@ from torch import nn
 from audionets import audio
 from audionets.errors import AudioError, ConfigError, OutputError
 from audionets.inference import chunking, outputs
-from audionets.inference._common import check_batch, load_checked, progress_bar
+from audionets.inference._common import (
+    check_batch,
+    is_exported_model,
+    load_checked,
+    progress_bar,
+)
 from audionets.utils import prepare_out_dir, resolve_device
 
 #: Shipped model used when no model is named.
@@ -80,7 +85,8 @@ class Separator:
         quantize: str | None = None, **kwargs,
     ) -> "Separator":
         """Load a separation model by shipped name, folder, experiment dir, SpeechBrain folder
-        or hub id (see :func:`audionets.hub.load_model`).
+        or hub id (see :func:`audionets.hub.load_model`), or an exported ONNX / TorchScript
+        folder (``audionets export --format onnx``; ONNX runs with onnxruntime on the CPU).
 
         On CPU the model's linear layers get oneDNN pre-packed weights
         (:func:`~audionets.nn.prepack.prepack_linear_layers`: same outputs, about 1.2x faster).
@@ -95,7 +101,11 @@ class Separator:
         if quantize and device.type != "cpu":
             raise ConfigError("int8 quantization runs on CPU only; use device cpu")
         model, meta = load_checked(source, device="cpu" if quantize else device, task="separation")
-        if quantize:
+        if is_exported_model(model):  # an exported model runs as it was exported
+            if quantize:
+                raise ConfigError(f"{source}: is an exported model; int8 applies to PyTorch "
+                                  "models (export with --precision int8 for ONNX)")
+        elif quantize:
             from audionets.nn.quantization import quantize_dynamic_int8
 
             model = quantize_dynamic_int8(model)

@@ -1,0 +1,210 @@
+"""Export a model for other runtimes: ONNX (dynamic batch and length) and TorchScript.
+
+An exported folder is ``config.yaml`` + the graph file (``model.onnx`` or ``model.torchscript``).
+``config.yaml`` is the model's config (task, sample rate, labels, the ``model`` dict) with an
+``export`` section that says how to feed the graph, for any runtime::
+
+    export:
+      format: onnx                 # onnx | torchscript
+      file: model.onnx
+      precision: float32           # float32 | int8 (onnxruntime dynamic quantization)
+      inputs:  [{name: mix, dtype: float32, shape: [batch, time]}]
+      outputs: [{name: sources, dtype: float32, shape: [batch, sources, time]}]
+      opset: 18                    # ONNX only
+      audionets_version: 0.1.0
+
+Separators map ``mix [batch, time] -> sources [batch, sources, time]`` and classifiers
+``wav [batch, time] -> logits [batch, classes]``, at the config's ``sample_rate``, for any
+batch size and any length (front-ends are inside the graph). :mod:`audionets.inference.backends`
+runs such folders behind :class:`~audionets.Separator` and :class:`~audionets.Classifier`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from audionets import __version__
+from audionets.errors import CheckpointError, ConfigError
+
+FORMATS = ("safetensors", "onnx", "torchscript")
+GRAPH_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript"}
+PRECISIONS = ("float32", "int8")
+OPSET = 18
+#: input and output names and axes per task
+SIGNATURES = {
+    "separation": ({"name": "mix", "dtype": "float32", "shape": ["batch", "time"]},
+                   {"name": "sources", "dtype": "float32", "shape": ["batch", "sources", "time"]}),
+    "classification": ({"name": "wav", "dtype": "float32", "shape": ["batch", "time"]},
+                       {"name": "logits", "dtype": "float32", "shape": ["batch", "classes"]}),
+}
+#: lengths (samples) an export is checked at against the PyTorch model: besides the traced
+#: one, a very short and an odd one, so that a graph that fixed a length fails here
+CHECK_LENGTHS = (7, 12347)
+
+
+def export_section(task: str, fmt: str, precision: str = "float32") -> dict[str, Any]:
+    """The ``export`` section of an exported folder's ``config.yaml``."""
+    if task not in SIGNATURES:
+        raise CheckpointError(f"a {task} model cannot be exported as {fmt}; only separators "
+                              "and classifiers can")
+    inputs, outputs = SIGNATURES[task]
+    section = {"format": fmt, "file": GRAPH_FILES[fmt], "precision": precision,
+               "inputs": [dict(inputs)], "outputs": [dict(outputs)]}
+    if fmt == "onnx":
+        section["opset"] = OPSET
+    section["audionets_version"] = __version__
+    return section
+
+
+def _example(sample_rate: int) -> torch.Tensor:
+    """A 2 x 1.01 s random input (the traced length; any other length works too)."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(2, int(sample_rate * 1.01) + 1, generator=generator)
+
+
+def _quiet():
+    """A context that hides the exporters' chatter (progress lines, deprecation notes)."""
+    import contextlib
+    import io
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    return stack
+
+
+def write_onnx(model: nn.Module, path: Path, task: str, sample_rate: int) -> None:
+    """Export ``model`` (eval mode, CPU) to ONNX at ``path`` with dynamic batch and time axes."""
+    import logging
+
+    inputs, outputs = SIGNATURES[task]
+    batch = torch.export.Dim("batch", min=1)
+    time = torch.export.Dim("time", min=1)
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with _quiet(), torch.no_grad():
+            program = torch.onnx.export(
+                model, (_example(sample_rate),), dynamo=True, opset_version=OPSET,
+                dynamic_shapes=({0: batch, 1: time},), input_names=[inputs["name"]],
+                output_names=[outputs["name"]], optimize=True, verbose=False,
+            )
+            program.save(str(path))
+    except Exception as err:  # the exporters raise many types; all mean "cannot export this"
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{type(model).__name__}: cannot be exported to ONNX ({first})"
+                              ) from err
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def quantize_onnx(source: Path, target: Path) -> None:
+    """onnxruntime dynamic int8 quantization of ``source`` (MatMul / Gemm / LSTM weights)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet():
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+
+def write_torchscript(model: nn.Module, path: Path) -> None:
+    """``torch.jit.script(model)`` saved at ``path``."""
+    try:
+        with _quiet():
+            scripted = torch.jit.script(model)
+    except Exception as err:  # TorchScript's compiler errors have no common type
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{type(model).__name__}: cannot be compiled with TorchScript "
+                              f"({first})") from err
+    scripted.save(str(path))
+
+
+def check_export(model: nn.Module, folder: Path, compare: bool = True,
+                 tolerance: float = 1e-4) -> float:
+    """Run the exported folder and ``model`` on :data:`CHECK_LENGTHS`; return the largest
+    difference relative to the PyTorch output's peak (0 when not ``compare``: shapes only).
+    CheckpointError for another shape or a difference above ``tolerance``."""
+    from audionets.inference.backends import load_exported
+
+    runtime, _ = load_exported(folder)
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for length in CHECK_LENGTHS:
+        wav = torch.randn(1, length, generator=generator)
+        with torch.no_grad():
+            expected = model(wav)
+            got = runtime(wav)
+        if tuple(got.shape) != tuple(expected.shape):
+            raise CheckpointError(f"{type(model).__name__}: the exported graph returns shape "
+                                  f"{tuple(got.shape)} for a {length}-sample input, PyTorch "
+                                  f"{tuple(expected.shape)}; please report this model config")
+        if not compare:
+            continue
+        peak = float(expected.abs().max()) or 1.0
+        worst = max(worst, float((got - expected).abs().max()) / peak)
+    if worst > tolerance:
+        raise CheckpointError(f"{type(model).__name__}: the exported graph differs from the "
+                              f"PyTorch model by "
+                              f"{worst:.2e} of the peak; please report this model config")
+    return worst
+
+
+def export_model(model: nn.Module, meta, folder: str | Path, fmt: str,
+                 precision: str = "float32") -> Path:
+    """Write ``model`` (with ``meta``, a :class:`~audionets.hub.ModelMeta`) to ``folder``
+    as ``fmt`` (``onnx`` or ``torchscript``), checked against the PyTorch model.
+
+    The files are written and checked in a temporary folder inside ``folder`` and moved into
+    place only when the check passes, so a failed export leaves nothing behind (and an earlier
+    export in ``folder`` as it was). ``precision="int8"`` (ONNX only) quantizes the exported
+    graph dynamically; it is checked for its shapes only (its values differ from float32 by
+    design).
+    """
+    import os
+    import tempfile
+
+    import yaml
+
+    from audionets.utils import prepare_out_dir
+
+    if fmt not in GRAPH_FILES:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose float32 or int8")
+    if precision == "int8" and fmt != "onnx":
+        raise ConfigError("int8 export is for --format onnx (onnxruntime quantization)")
+    folder = Path(folder)
+    config = dict(meta.config)
+    config.update(task=meta.task, sample_rate=int(meta.sample_rate), labels=meta.labels,
+                  audionets_version=__version__,
+                  export=export_section(meta.task, fmt, precision))
+    model = model.cpu().eval()
+    prepare_out_dir(folder)
+    graph = GRAPH_FILES[fmt]
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
+        staging = Path(scratch)
+        if fmt == "torchscript":
+            write_torchscript(model, staging / graph)
+        else:
+            write_onnx(model, staging / graph, meta.task, meta.sample_rate)
+            if precision == "int8":
+                fp32 = staging / "float32.onnx"
+                os.replace(staging / graph, fp32)
+                quantize_onnx(fp32, staging / graph)
+                fp32.unlink()
+        (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False),
+                                             encoding="utf-8")
+        check_export(model, staging, compare=precision == "float32")
+        for name in (graph, "config.yaml"):  # the graph first: a config never names a
+            with open(staging / name, "rb+") as handle:  # graph that is not there
+                os.fsync(handle.fileno())
+            os.replace(staging / name, folder / name)
+    return folder

@@ -1,0 +1,250 @@
+"""Export to ONNX and TorchScript (audionets.export) and running exported folders
+(audionets.inference.backends): every format against the PyTorch model, at lengths that an
+exported graph must not have fixed (1, 7, 8000, 33491 samples and one longer than the training
+crop), through the library, the CLI, Separator / Classifier and their file APIs.
+
+ONNX exports take about a minute each on a 2-core machine, so each model is exported once per
+module and the tests share the folders.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+import audionets.models  # noqa: F401  (registers the models)
+from audionets import hub, metrics
+from audionets.cli import main
+from audionets.errors import AudioError, CheckpointError, ConfigError
+from audionets.export import export_model, quantize_onnx
+from audionets.hub import ModelMeta
+from audionets.inference import Classifier, Separator
+from audionets.inference.backends import OnnxModel, load_exported
+from audionets.registry import MODELS
+
+onnxruntime = pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # one to four minutes per ONNX export on a loaded 2-core machine
+
+RATE = 8000
+SHIPPED_SEPARATOR = "sepformer-synth-2spk"  # trained on 4 s crops at 8 kHz: 32000 samples
+LENGTHS = (1, 7, 8000, 33491, 40000)  # 40000: longer than the 4 s training crop
+#: tiny models of each exportable family (the shipped SepFormer stands for its family)
+SEPARATORS = {
+    "dprnn": dict(encoder_channels=16, d_model=16, chunk_size=20, num_blocks=2,
+                  lstm_hidden_size=8),
+}
+CLASSIFIERS = {
+    "tf_cnn": dict(frontend={"name": "logmel", "n_fft": 256, "hop_length": 80, "n_mels": 16},
+                   channels=[8, 8], pool=[1, 2]),
+    "td_cnn": dict(channels=[8, 8], kernel_sizes=[80, 3], strides=[4, 1], pool=4),
+    "rnn_classifier": dict(frontend={"name": "stft", "n_fft": 128, "hop_length": 64},
+                           cell="gru", hidden_size=8, num_layers=2),
+    "attention_classifier": dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32),
+}
+#: (family, format) pairs that cannot be exported (README says so)
+NOT_EXPORTABLE = {("attention_classifier", "torchscript")}
+LABELS = ["dog", "rain", "siren"]
+
+
+def _tiny(name, task, tmp_path_factory):
+    """``(model, folder)``: a seeded tiny model of ``name`` saved as a pretrained folder."""
+    torch.manual_seed(0)
+    if task == "separation":
+        kwargs = dict(SEPARATORS[name], num_sources=2, sample_rate=RATE)
+        labels = None
+    else:
+        kwargs = dict(CLASSIFIERS[name], num_classes=len(LABELS), sample_rate=RATE)
+        labels = LABELS
+    model = MODELS.build(name, **kwargs).eval()
+    if task == "classification":  # non-trivial batch-norm statistics
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):  # (also the input norms)
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    folder = tmp_path_factory.mktemp(name)
+    meta = ModelMeta(task=task, sample_rate=RATE, labels=labels,
+                     config={"model": {"name": name, **kwargs},
+                             "data": {"segment_seconds": 1.0}})
+    hub.save_pretrained(model, meta, folder)
+    return hub.load_model(folder)[0], folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """``exported(name, fmt) -> (pytorch model, source folder, exported folder)``, each tiny
+    model built and exported once per module."""
+    cache = {}
+
+    def get(name, fmt):
+        if name not in cache:
+            task = "separation" if name in SEPARATORS else "classification"
+            cache[name] = _tiny(name, task, tmp_path_factory)
+        model, folder = cache[name]
+        if (name, fmt) not in cache:
+            out = tmp_path_factory.mktemp(f"{name}-{fmt}")
+            export_model(*hub.load_model(folder), out, fmt)
+            cache[name, fmt] = out
+        return model, folder, cache[name, fmt]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def shipped_onnx(tmp_path_factory):
+    """The shipped SepFormer exported with the CLI: ``(pytorch model, onnx folder)``."""
+    out = tmp_path_factory.mktemp("export") / "sepformer-onnx"
+    assert main(["export", SHIPPED_SEPARATOR, str(out), "--format", "onnx"]) == 0
+    return hub.load_model(SHIPPED_SEPARATOR)[0], out
+
+
+def _inputs(lengths=LENGTHS):
+    generator = torch.Generator().manual_seed(3)
+    return [torch.randn(2, length, generator=generator) * 0.3 for length in lengths]
+
+
+def assert_same_outputs(runtime, model, lengths=LENGTHS):
+    """Same shapes, and at most 1e-4 of the PyTorch output's peak apart, at every length."""
+    for wav in _inputs(lengths):
+        with torch.no_grad():
+            expected = model(wav)
+            got = runtime(wav)
+        assert tuple(got.shape) == tuple(expected.shape), wav.shape
+        peak = float(expected.abs().max())
+        assert float((got - expected).abs().max()) <= 1e-4 * peak, (wav.shape, peak)
+
+
+def test_onnx_separator_holds_for_any_length(shipped_onnx):
+    model, folder = shipped_onnx
+    runtime, meta = load_exported(folder)
+    assert isinstance(runtime, OnnxModel) and meta.task == "separation"
+    assert_same_outputs(runtime, model)
+
+
+@pytest.mark.parametrize("name, fmt", [
+    (name, fmt) for name in sorted(SEPARATORS) + sorted(CLASSIFIERS)
+    for fmt in ("onnx", "torchscript") if (name, fmt) not in NOT_EXPORTABLE
+])
+def test_every_family_exports_for_any_length(exported, name, fmt):
+    model, _, folder = exported(name, fmt)
+    runtime, meta = load_exported(folder)
+    assert meta.task == ("separation" if name in SEPARATORS else "classification")
+    assert meta.sample_rate == RATE and (folder / f"model.{fmt}").is_file()
+    assert_same_outputs(runtime, model)
+
+
+def test_int8_onnx_is_within_25_db_of_float32(shipped_onnx, tmp_path):
+    _, folder = shipped_onnx
+    fp32, _ = load_exported(folder)
+    int8_folder = tmp_path / "int8"
+    int8_folder.mkdir()
+    quantize_onnx(folder / "model.onnx", int8_folder / "model.onnx")
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["export"]["precision"] = "int8"
+    (int8_folder / "config.yaml").write_text(yaml.safe_dump(config))
+    int8, _ = load_exported(int8_folder)
+    assert (int8_folder / "model.onnx").stat().st_size < 0.6 * (folder / "model.onnx").stat().st_size
+    for wav in _inputs():
+        reference, quantized = fp32(wav), int8(wav)
+        assert quantized.shape == reference.shape
+        if wav.shape[-1] >= 8000:  # SI-SNR of a handful of samples says nothing
+            assert metrics.si_snr(quantized, reference).min() >= 25.0
+
+
+def test_exported_config_says_how_to_feed_the_graph(shipped_onnx):
+    _, folder = shipped_onnx
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["sample_rate"] == 8000 and config["task"] == "separation"
+    assert config["model"]["num_sources"] == 2
+    section = config["export"]
+    assert section["format"] == "onnx" and section["file"] == "model.onnx"
+    assert section["precision"] == "float32" and section["audionets_version"]
+    assert section["inputs"] == [{"name": "mix", "dtype": "float32", "shape": ["batch", "time"]}]
+    assert section["outputs"][0]["name"] == "sources"
+    # any runtime can feed it from the config alone
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(folder / section["file"]))
+    assert [i.name for i in session.get_inputs()] == ["mix"]
+    (out,) = session.run(["sources"], {"mix": np.zeros((3, 555), np.float32)})
+    assert out.shape == (3, 2, 555)
+
+
+def test_separator_runs_an_onnx_folder_like_the_pytorch_model(shipped_onnx, tmp_path):
+    _, folder = shipped_onnx
+    rate = 16000  # not the model's: resampled on the way in and out
+    mix = np.random.default_rng(0).standard_normal(rate * 3).astype(np.float32) * 0.1
+    sf.write(tmp_path / "mix.wav", mix, rate, subtype="FLOAT")
+    outputs = {}
+    for name, source in (("torch", SHIPPED_SEPARATOR), ("onnx", folder)):
+        separator = Separator.from_pretrained(source)
+        assert separator.num_sources == 2 and separator.sample_rate == 8000
+        # chunks of 1 s: stitching of several chunks runs through the backend too
+        paths = separator.separate_file(tmp_path / "mix.wav", out_dir=tmp_path / name,
+                                        chunk_seconds=1.0, overlap_seconds=0.25)
+        outputs[name] = [sf.read(p, dtype="float32") for p in paths]
+    for (torch_wav, torch_rate), (onnx_wav, onnx_rate) in zip(outputs["torch"], outputs["onnx"]):
+        assert onnx_rate == torch_rate == rate and onnx_wav.shape == torch_wav.shape == mix.shape
+        assert np.abs(onnx_wav - torch_wav).max() <= 1e-4 * np.abs(torch_wav).max()
+
+
+def test_separate_cli_with_an_onnx_folder_reports_bad_files_and_goes_on(shipped_onnx, tmp_path,
+                                                                         capsys):
+    _, folder = shipped_onnx
+    good = tmp_path / "good.wav"
+    sf.write(good, np.random.default_rng(1).standard_normal(4000).astype(np.float32) * 0.1, 8000)
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, np.full(4000, np.nan, np.float32), 8000, subtype="FLOAT")
+    code = main(["separate", str(bad), str(good), "--model", str(folder),
+                 "--out-dir", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 1 and "nan.wav" in errors[0] and "NaN" in errors[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_s1.wav", "good_s2.wav"]
+    with pytest.raises(ConfigError, match="exported model"):
+        Separator.from_pretrained(folder, quantize="int8")
+    with pytest.raises(AudioError, match="NaN"):
+        Separator.from_pretrained(folder).separate_batch(torch.full((1, 100), float("nan")))
+
+
+def test_classifier_runs_an_onnx_folder_like_the_pytorch_model(exported, tmp_path):
+    _, folder, onnx_folder = exported("tf_cnn", "onnx")
+    wav = np.random.default_rng(2).standard_normal(RATE * 3).astype(np.float32) * 0.1
+    sf.write(tmp_path / "clip.wav", wav, RATE)
+    reference = Classifier.from_pretrained(folder)
+    onnx = Classifier.from_pretrained(onnx_folder)
+    assert onnx.labels == LABELS and onnx.window_seconds == reference.window_seconds == 1.0
+    top_torch = reference.classify_file(tmp_path / "clip.wav", top_k=3)
+    top_onnx = onnx.classify_file(tmp_path / "clip.wav", top_k=3)
+    assert [label for label, _ in top_onnx] == [label for label, _ in top_torch]
+    np.testing.assert_allclose([p for _, p in top_onnx], [p for _, p in top_torch], atol=1e-5)
+    assert main(["classify", str(tmp_path / "clip.wav"), "--model", str(onnx_folder)]) == 0
+
+
+def test_an_exported_folder_is_not_a_pytorch_model_folder(shipped_onnx, tmp_path):
+    _, folder = shipped_onnx
+    with pytest.raises(CheckpointError, match="exported"):
+        hub.load_model(folder)
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "model.onnx").write_bytes(b"not onnx")
+    with pytest.raises(CheckpointError, match="model.onnx"):
+        Separator.from_pretrained(broken)
+    (broken / "model.onnx").unlink()
+    with pytest.raises(CheckpointError, match="graph file missing"):
+        Separator.from_pretrained(broken)
+
+
+def test_export_cli_refuses_to_overwrite_and_checks_options(shipped_onnx, tmp_path, capsys):
+    _, folder = shipped_onnx
+    before = (folder / "model.onnx").read_bytes()
+    assert main(["export", SHIPPED_SEPARATOR, str(folder), "--format", "onnx"]) == 1
+    assert "already holds" in capsys.readouterr().err
+    assert (folder / "model.onnx").read_bytes() == before
+    assert main(["export", SHIPPED_SEPARATOR, str(tmp_path / "ts"), "--format", "torchscript",
+                 "--precision", "int8"]) == 1
+    assert "--format onnx" in capsys.readouterr().err
+    assert not (tmp_path / "ts").exists()
