@@ -138,7 +138,8 @@ class STFT(Frontend):
         """Complex STFT ``[B, T] -> [B, n_fft // 2 + 1, T']``."""
         self._check_input(wav)
         length = wav.shape[-1]
-        wav = fit(wav, length + (1 - length) % self.hop_length, max_pad=self.hop_length)
+        hop = self.hop_length  # (1 - length) % hop, with no negative operand (ONNX truncates)
+        wav = fit(wav, length + (hop - (length - 1) % hop) % hop, max_pad=hop)
         return torch.stft(
             wav, self.n_fft, self.hop_length, self.win_length, self.window,
             center=True, pad_mode="constant", return_complex=True,

@@ -35,6 +35,7 @@ LENGTHS = (1, 7, 8000, 33491, 40000)  # 40000: longer than the 4 s training crop
 SEPARATORS = {
     "dprnn": dict(encoder_channels=16, d_model=16, chunk_size=20, num_blocks=2,
                   lstm_hidden_size=8),
+    "sudormrf": dict(encoder_channels=16, channels=8, hidden_channels=16, num_blocks=2, depth=3),
 }
 CLASSIFIERS = {
     "tf_cnn": dict(frontend={"name": "logmel", "n_fft": 256, "hop_length": 80, "n_mels": 16},

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audionets.errors import ConfigError
+from audionets.nn.shapes import at_least, fit, take
 from audionets.registry import MODELS
 
 
@@ -105,8 +106,10 @@ class UConvMasker(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         batch, channels, length = features.shape
         x = self.bottleneck(features)
-        pad = (-length) % self.multiple
-        x = self.blocks(F.pad(x, (0, pad)))[..., :length]
+        # (no negative operand of // or %: ONNX graphs compute integer division truncating)
+        padded = fit(x, length + (self.multiple - length % self.multiple) % self.multiple,
+                     max_pad=self.multiple)
+        x = take(self.blocks(padded), length)
         masks = self.to_masks(x).view(batch, self.num_sources, channels, length)
         return masks.softmax(dim=1) if self.mask_act == "softmax" else F.relu(masks)
 
@@ -178,13 +181,15 @@ class SuDoRMRF(nn.Module):
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """``mix [B, T] -> sources [B, S, T]``."""
         if mix.dim() != 2:
-            raise ValueError(f"SuDoRMRF expects a [batch, time] mixture, got shape "
-                             f"{tuple(mix.shape)}")
+            raise ValueError(f"SuDoRMRF expects a [batch, time] mixture, got shape {mix.shape}")
         batch, length = mix.shape
-        # pad so that frames cover every sample: kernel + k * stride >= length + pad
-        frames = max(1, -(-(length - self.kernel_size) // self.stride) + 1)
+        # pad so that frames cover every sample: kernel + k * stride >= length + pad; the
+        # sizes are computed with audionets.nn.shapes so that an exported graph holds for any
+        # input length, and the division never floors a negative number (ONNX truncates):
+        # for length < kernel any result <= 1 becomes 1
+        frames = at_least((length - self.kernel_size + self.stride - 1) // self.stride + 1, 1)
         padded = self.kernel_size + (frames - 1) * self.stride
-        features = F.relu(self.encoder(F.pad(mix, (0, padded - length)).unsqueeze(1)))
+        features = F.relu(self.encoder(fit(mix, padded, max_pad=self.kernel_size).unsqueeze(1)))
         masks = self.masker(features)  # [B, S, E, L]
         sources = self.decoder((masks * features.unsqueeze(1)).flatten(0, 1))
-        return sources.view(batch, self.num_sources, -1)[..., :length]
+        return take(sources.view(batch, self.num_sources, -1), length)

@@ -7,6 +7,9 @@ length would then return the wrong number of samples at another (the SepFormer r
 samples for a 33491-sample input). While exporting, the helpers emit graph operations
 instead: a clamp on a scalar tensor for ``max`` and a gather for a slice, which hold for any
 length, including lengths that make a size equal to 1.
+
+Size arithmetic in an exported graph must not divide (``//``, ``%``) a negative number: Python
+floors, ONNX's integer division truncates.
 """
 
 from __future__ import annotations
