@@ -81,8 +81,14 @@ def _quiet():
 
 def write_onnx(model: nn.Module, path: Path, task: str, sample_rate: int) -> None:
     """Export ``model`` (eval mode, CPU) to ONNX at ``path`` with dynamic batch and time axes."""
+    import importlib.util
     import logging
 
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"ONNX export needs {', '.join(missing)}: pip install "
+                          "'audionets[onnx]'")
     inputs, outputs = SIGNATURES[task]
     batch = torch.export.Dim("batch", min=1)
     time = torch.export.Dim("time", min=1)
@@ -109,10 +115,18 @@ def write_onnx(model: nn.Module, path: Path, task: str, sample_rate: int) -> Non
 
 def quantize_onnx(source: Path, target: Path) -> None:
     """onnxruntime dynamic int8 quantization of ``source`` (MatMul / Gemm / LSTM weights)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _quiet():
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process is logged on the root logger
+    try:
+        with _quiet():
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def write_torchscript(model: nn.Module, path: Path) -> None:

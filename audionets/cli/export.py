@@ -1,4 +1,4 @@
-"""``audionets export SOURCE OUT_DIR``: a trained run -> a model folder for PyTorch or another runtime.
+"""``audionets export SOURCE OUT_DIR``: a trained run -> a model folder for PyTorch or others.
 
 ``--format safetensors`` (the default) writes ``OUT_DIR/config.yaml`` + ``model.safetensors``
 from the best checkpoint of an experiment (else ``last.pt``), a checkpoint file or any model
@@ -12,8 +12,9 @@ batch size and input length, checked against the PyTorch model before the comman
 from __future__ import annotations
 
 import argparse
+import sys
 
-HELP = "export a trained experiment (or any model) as a model folder: safetensors, ONNX, TorchScript"
+HELP = "export a trained experiment (or any model) as safetensors, ONNX or TorchScript"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "safetensors":
         hub.save_pretrained(model, meta, out)
     else:
+        print(f"audionets export: tracing {meta.config['model']['name']} to {args.format} and "
+              "checking it against PyTorch (ONNX: a minute or more) ...", file=sys.stderr,
+              flush=True)
         export_model(model, meta, out, args.format, args.precision)
     params = sum(p.numel() for p in model.parameters())
     print(f"audionets export: {meta.config['model']['name']} ({params:,} parameters) from "
