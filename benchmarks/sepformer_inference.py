@@ -1,4 +1,5 @@
-"""SepFormer inference: ours (fp32 and dynamic int8) vs. SpeechBrain's, same weights.
+"""SepFormer inference: ours (PyTorch fp32 and dynamic int8; onnxruntime fp32 and int8) vs.
+SpeechBrain's, same weights.
 
     python benchmarks/sepformer_inference.py                   # 4 s and 16 s, CPU, 2 threads
     python benchmarks/sepformer_inference.py --quick           # 1 s, 1 run: a smoke test
@@ -9,14 +10,19 @@ our model, export it as a SpeechBrain folder (``save_sepformer_folder``), and Sp
 that folder with its own ``SepformerSeparation.from_hparams`` while we load it with
 ``Separator.from_pretrained`` (on CPU: oneDNN pre-packed linear weights). Timed calls are the
 two ``separate_batch`` methods, both under ``torch.inference_mode()`` (and ``torch.autocast``
-for bf16), batch 1. The int8 variant (``quantize="int8"``) is CPU-only.
+for bf16), batch 1. The int8 variant (``quantize="int8"``) is CPU-only. The ONNX variants
+(CPU, fp32 only) run the same weights exported once with ``audionets.export`` (dynamic
+axes, as ``audionets export --format onnx`` writes them; ``onnx-int8``: onnxruntime's dynamic
+quantization of that graph) through ``Separator.from_pretrained(onnx_folder)``, with
+onnxruntime using ``--threads`` intra-op threads.
 
 Every model runs in its own fresh subprocess (so its peak memory is its own: the process only
 imports, loads the model and separates), after ``--warmup`` calls, ``--runs`` timed calls.
 With ``--rounds R`` the subprocesses are started R times in turn, so a change in the
 machine's load hits all models alike; the reported time is the median over all timed calls.
-The outputs of the last round are compared: max |ours - SpeechBrain| relative to the peak of
-SpeechBrain's output, and the SI-SNR of the int8 output against our fp32 output.
+The outputs of the last round are compared: max |ours - SpeechBrain| (and |onnx - SpeechBrain|)
+relative to the peak of SpeechBrain's output, and the SI-SNR of each int8 output against our
+fp32 output.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import torch
 from _common import (add_runtime_args, autocast, build_published_folder, describe, memory_label,
                      peak_memory_mib, run_worker, setup_worker, synchronize)
 
-VARIANTS = ("speechbrain", "ours", "ours-int8")
+VARIANTS = ("speechbrain", "ours", "ours-int8", "onnx", "onnx-int8")
 
 
 def load_variant(variant: str, folder: Path, device: torch.device):
@@ -46,8 +52,28 @@ def load_variant(variant: str, folder: Path, device: torch.device):
         return separator.separate_batch
     from audionets import Separator
 
+    if variant.startswith("onnx"):
+        return Separator.from_pretrained(folder / variant).separate_batch
     quantize = "int8" if variant == "ours-int8" else None
     return Separator.from_pretrained(folder, device=str(device), quantize=quantize).separate_batch
+
+
+def export_onnx(folder: Path) -> None:
+    """``folder/onnx`` and ``folder/onnx-int8``: the SpeechBrain folder's model exported."""
+    import shutil
+
+    import yaml
+
+    from audionets import hub
+    from audionets.export import export_model, quantize_onnx
+
+    model, meta = hub.load_model(folder)
+    export_model(model, meta, folder / "onnx", "onnx")
+    shutil.copytree(folder / "onnx", folder / "onnx-int8")
+    quantize_onnx(folder / "onnx" / "model.onnx", folder / "onnx-int8" / "model.onnx")
+    config = yaml.safe_load((folder / "onnx-int8" / "config.yaml").read_text())
+    config["export"]["precision"] = "int8"
+    (folder / "onnx-int8" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -84,6 +110,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     add_runtime_args(parser)
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime variants")
     parser.add_argument("--quick", action="store_true", help="1 s input, 1 run, 1 round")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -95,13 +122,22 @@ def main() -> None:
         return
     if args.quick:
         args.seconds, args.runs, args.rounds, args.warmup = [1.0], 1, 1, 1
-    variants = [v for v in VARIANTS
-                if v != "ours-int8" or not (args.no_int8 or args.device == "cuda")]
+    skip = set()
+    if args.no_int8 or args.device == "cuda":
+        skip |= {"ours-int8", "onnx-int8"}
+    if args.no_onnx or args.device == "cuda" or args.precision != "fp32":
+        skip |= {"onnx", "onnx-int8"}
+    variants = [v for v in VARIANTS if v not in skip]
     print(f"{describe(args)}, batch 1, {args.rounds} rounds x ({args.warmup} warm-up + "
           f"{args.runs} timed) calls per model")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build_published_folder(folder, args.seed)
+        if "onnx" in variants:
+            start = time.perf_counter()
+            export_onnx(folder)
+            print(f"ONNX export (once, dynamic axes, checked against PyTorch): "
+                  f"{time.perf_counter() - start:.0f} s")
         for seconds in args.seconds:
             reports: dict[str, dict] = {}
             times: dict[str, list[float]] = {v: [] for v in variants}
@@ -126,9 +162,14 @@ def main() -> None:
             diff = (reports["ours"]["output"] - reference).abs().max().item()
             print(f"  ours vs SpeechBrain: max abs diff {diff:.2e} = {diff / peak:.2e} x peak "
                   f"({peak:.3f})")
-            if "ours-int8" in reports:
-                agreement = si_snr_db(reports["ours-int8"]["output"], reports["ours"]["output"])
-                print(f"  int8 vs fp32 (ours): SI-SNR {agreement:.1f} dB")
+            if "onnx" in reports:
+                diff = (reports["onnx"]["output"] - reference).abs().max().item()
+                print(f"  onnx vs SpeechBrain: max abs diff {diff:.2e} = {diff / peak:.2e} x "
+                      "peak")
+            for v in ("ours-int8", "onnx-int8"):
+                if v in reports:
+                    agreement = si_snr_db(reports[v]["output"], reports["ours"]["output"])
+                    print(f"  {v} vs fp32 (ours): SI-SNR {agreement:.1f} dB")
 
 
 if __name__ == "__main__":
