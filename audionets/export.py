@@ -114,7 +114,12 @@ def write_onnx(model: nn.Module, path: Path, task: str, sample_rate: int) -> Non
 
 
 def quantize_onnx(source: Path, target: Path) -> None:
-    """onnxruntime dynamic int8 quantization of ``source`` (MatMul / Gemm / LSTM weights)."""
+    """onnxruntime dynamic int8 quantization of ``source``: the products with a constant
+    weight (MatMul / Gemm / LSTM), as PyTorch's ``quantize_dynamic`` quantizes ``nn.Linear``.
+
+    ``MatMulConstBOnly`` leaves attention's activation-by-activation products (Q K^T, A V) in
+    float32: quantizing them too put the published SepFormer 11.9 dB SI-SNR from float32.
+    """
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -124,7 +129,8 @@ def quantize_onnx(source: Path, target: Path) -> None:
     root.setLevel(logging.ERROR)  # its advice to pre-process is logged on the root logger
     try:
         with _quiet():
-            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                             extra_options={"MatMulConstBOnly": True})
     finally:
         root.setLevel(level)
 
