@@ -52,10 +52,12 @@ def load_variant(variant: str, folder: Path, device: torch.device):
         return separator.separate_batch
     from audionets import Separator
 
+    # rescale=False: the model's own output, as SpeechBrain's, so that the outputs compare
     if variant.startswith("onnx"):
-        return Separator.from_pretrained(folder / variant).separate_batch
+        return Separator.from_pretrained(folder / variant, rescale=False).separate_batch
     quantize = "int8" if variant == "ours-int8" else None
-    return Separator.from_pretrained(folder, device=str(device), quantize=quantize).separate_batch
+    return Separator.from_pretrained(folder, device=str(device), quantize=quantize,
+                                     rescale=False).separate_batch
 
 
 def export_onnx(folder: Path) -> None:
