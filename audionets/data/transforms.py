@@ -1,4 +1,6 @@
-"""Waveform transforms shared by every dataset: crop/pad, gain, speed, noise at an SNR.
+"""Waveform transforms shared by every dataset: crop/pad, gain, speed, noise at an SNR, and the
+degradations that training augmentation draws from (peak level, DC offset, resampling through
+another rate, band-limiting, synthetic reverberation).
 
 All functions take and return float tensors with time last (``[..., T]``) and never modify
 their input. Randomness comes only from an explicit ``torch.Generator`` so that datasets stay
@@ -17,14 +19,20 @@ from audionets.errors import ConfigError
 
 __all__ = [
     "active_rms",
+    "add_dc_offset",
     "apply_gain_db",
+    "band_limit",
     "colored_noise",
     "crop_or_pad",
     "mix_at_snr",
+    "resample_through",
+    "reverberate",
     "rms",
     "scale_to_snr",
     "segment_length",
+    "set_peak_db",
     "speed_perturb",
+    "synthetic_rir",
 ]
 
 
@@ -165,3 +173,82 @@ def colored_noise(num_samples: int, exponent: float = 0.0,
         weights[1:] = freqs[1:].pow(-exponent / 2.0)
         noise = torch.fft.irfft(spec * weights, n=num_samples)
     return (noise / rms(noise)).to(dtype)
+
+
+def set_peak_db(wav: torch.Tensor, peak_db: float) -> torch.Tensor:
+    """``wav`` [..., T] scaled so that its largest absolute sample is ``peak_db`` dBFS
+    (``10 ** (peak_db / 20)``; 0 dBFS is full scale, 1.0). An all-zero input is returned as is.
+    """
+    peak = wav.abs().amax(dim=-1, keepdim=True)
+    target = 10.0 ** (float(peak_db) / 20.0)
+    return torch.where(peak > 0, wav * (target / peak.clamp_min(1e-30)), wav)
+
+
+def add_dc_offset(wav: torch.Tensor, offset: float) -> torch.Tensor:
+    """``wav + offset``: a constant added to every sample (a recorder's DC bias)."""
+    return wav + float(offset)
+
+
+def resample_through(wav: torch.Tensor, sample_rate: int, via_rate: int) -> torch.Tensor:
+    """``wav`` [..., T] resampled to ``via_rate`` and back to ``sample_rate`` (torchaudio's
+    band-limited sinc resampling both ways), cut or padded back to T samples.
+
+    What a file recorded at ``via_rate`` looks like after loading at ``sample_rate``: below
+    ``sample_rate`` the content above ``via_rate / 2`` is removed (with the resampler's
+    transition band just below it); above, only the resampling filters' small ripple remains.
+    """
+    import torchaudio.functional as AF
+
+    sample_rate, via_rate = int(sample_rate), int(via_rate)
+    if via_rate == sample_rate:
+        return wav
+    there = AF.resample(wav, sample_rate, via_rate)
+    return crop_or_pad(AF.resample(there, via_rate, sample_rate), wav.shape[-1])
+
+
+def band_limit(wav: torch.Tensor, sample_rate: int, low_hz: float | None = None,
+               high_hz: float | None = None, order: int = 4) -> torch.Tensor:
+    """Zero-phase band-pass of ``wav`` [..., T]: Butterworth magnitude responses of ``order``
+    (``|H| = 1 / sqrt(1 + (f / high_hz) ** (2 order))`` for the low-pass and the mirror image
+    ``1 / sqrt(1 + (low_hz / f) ** (2 order))`` for the high-pass; -3 dB at the cut-offs,
+    ``6 order`` dB per octave beyond) applied in the frequency domain. None leaves that side
+    open. The signal is treated as periodic (an FFT over T samples), as a frame-wise filter
+    would be.
+    """
+    if low_hz is None and high_hz is None:
+        return wav
+    spec = torch.fft.rfft(wav.double(), dim=-1)
+    freqs = torch.fft.rfftfreq(wav.shape[-1], d=1.0 / sample_rate, dtype=torch.float64)
+    gain = torch.ones_like(freqs)
+    if high_hz is not None:
+        gain = gain / torch.sqrt(1.0 + (freqs / float(high_hz)) ** (2 * order))
+    if low_hz is not None:
+        ratio = float(low_hz) / freqs.clamp_min(1e-9)
+        gain = gain / torch.sqrt(1.0 + ratio ** (2 * order))
+    return torch.fft.irfft(spec * gain, n=wav.shape[-1], dim=-1).to(wav.dtype)
+
+
+def synthetic_rir(rt60: float, sample_rate: int, generator: torch.Generator | None = None,
+                  direct_to_reverb_db: float = 0.0) -> torch.Tensor:
+    """A synthetic room impulse response ``[L]``, ``L = round(rt60 * sample_rate)``: a unit
+    direct path at t = 0 plus an exponentially decaying Gaussian noise tail whose energy falls
+    by 60 dB over ``rt60`` seconds (amplitude ``exp(-6.91 t / rt60)``, Polack's model) and
+    whose total energy is ``direct_to_reverb_db`` dB below the direct path's.
+    """
+    length = max(2, int(round(float(rt60) * sample_rate)))
+    t = torch.arange(length, dtype=torch.float64) / sample_rate
+    tail = torch.randn(length, generator=generator, dtype=torch.float64)
+    tail = tail * torch.exp(-3.0 * math.log(10.0) * t / float(rt60))
+    tail[0] = 0.0
+    tail = tail / tail.pow(2).sum().sqrt() * 10.0 ** (-float(direct_to_reverb_db) / 20.0)
+    tail[0] = 1.0
+    return tail.float()
+
+
+def reverberate(wav: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
+    """``wav`` [..., T] convolved with the impulse response ``rir`` [L] (FFT convolution),
+    cut to T samples: the reverberant tail past the end of the input is dropped."""
+    import torchaudio.functional as AF
+
+    wet = AF.fftconvolve(wav.double(), rir.to(torch.float64).expand(*wav.shape[:-1], -1))
+    return wet[..., : wav.shape[-1]].to(wav.dtype)

@@ -1,0 +1,172 @@
+"""Training augmentation: each degradation changes the input as documented, the WaveAugment
+config is checked, and synth_events applies it to training items only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import audionets.data  # noqa: F401  (registers the datasets)
+from audionets.data import transforms as T
+from audionets.data.augment import WaveAugment, build_augment
+from audionets.data.events import SynthEvents
+from audionets.errors import ConfigError
+
+SR = 16000
+
+
+def _sine(freq: float, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR), dtype=torch.float64) / SR
+    return (amplitude * torch.sin(2 * math.pi * freq * t)).float()
+
+
+def _band_power(wav: torch.Tensor, low: float, high: float) -> float:
+    """Power of ``wav`` between ``low`` and ``high`` Hz (numpy periodogram, independent of the
+    code under test)."""
+    spec = np.abs(np.fft.rfft(wav.double().numpy())) ** 2
+    freqs = np.fft.rfftfreq(wav.shape[-1], 1.0 / SR)
+    return float(spec[(freqs >= low) & (freqs < high)].sum())
+
+
+def _db(ratio: float) -> float:
+    return 10 * math.log10(ratio)
+
+
+@pytest.mark.parametrize("peak_db", [-50.0, -20.0, 0.0])
+def test_set_peak_db_sets_the_peak(peak_db):
+    wav = torch.randn(2, 4000, generator=torch.Generator().manual_seed(0))
+    out = T.set_peak_db(wav, peak_db)
+    peaks = out.abs().amax(dim=-1)
+    assert torch.allclose(20 * torch.log10(peaks), torch.full((2,), peak_db), atol=1e-4)
+    assert torch.allclose(out / out.abs().amax(-1, keepdim=True),
+                          wav / wav.abs().amax(-1, keepdim=True), atol=1e-6)  # same shape
+    assert torch.equal(T.set_peak_db(torch.zeros(5), -3.0), torch.zeros(5))
+
+
+def test_add_dc_offset_moves_the_mean_only():
+    wav = _sine(440.0)
+    out = T.add_dc_offset(wav, 0.1)
+    assert out.mean().item() == pytest.approx(wav.mean().item() + 0.1, abs=1e-6)
+    assert torch.allclose(out - out.mean(), wav - wav.mean(), atol=1e-6)
+
+
+def test_resample_through_a_lower_rate_removes_what_it_cannot_hold():
+    wav = _sine(1000.0) + _sine(6000.0)
+    out = T.resample_through(wav, SR, 8000)
+    assert out.shape == wav.shape
+    kept = _band_power(out, 900, 1100) / _band_power(wav, 900, 1100)
+    removed = _band_power(out, 5900, 6100) / _band_power(wav, 5900, 6100)
+    assert _db(kept) > -0.5  # the 1 kHz tone passes
+    assert _db(removed) < -40  # 6 kHz is above 8000 / 2
+    # through a higher rate the signal comes back almost unchanged
+    back = T.resample_through(wav, SR, 44100)
+    assert float((back - wav)[400:-400].abs().max()) < 0.02
+
+
+def test_band_limit_matches_its_butterworth_response():
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn(SR, generator=g)
+    out = T.band_limit(noise, SR, low_hz=300.0, high_hz=3000.0, order=4)
+    assert out.shape == noise.shape and out.dtype == noise.dtype
+    for freq, expected in ((1000.0, 0.0), (3000.0, -3.0), (6000.0, -24.0), (150.0, -24.0)):
+        low_pass = 1 / math.sqrt(1 + (freq / 3000.0) ** 8)
+        high_pass = 1 / math.sqrt(1 + (300.0 / freq) ** 8)
+        assert 20 * math.log10(low_pass * high_pass) == pytest.approx(expected, abs=0.3)
+        tone = _sine(freq)
+        ratio = _band_power(T.band_limit(tone, SR, 300.0, 3000.0), freq - 5, freq + 5) / \
+            _band_power(tone, freq - 5, freq + 5)
+        assert _db(ratio) == pytest.approx(expected, abs=0.5), freq
+    assert torch.equal(T.band_limit(noise, SR), noise)
+
+
+def test_synthetic_rir_decays_60_db_over_rt60():
+    rt60 = 0.4
+    rir = T.synthetic_rir(rt60, SR, torch.Generator().manual_seed(0), direct_to_reverb_db=5.0)
+    assert rir.shape == (int(rt60 * SR),) and rir[0] == 1.0
+    tail = rir[1:].double()
+    assert _db(1.0 / float(tail.pow(2).sum())) == pytest.approx(5.0, abs=1e-3)
+    # Schroeder backward integration of the tail's energy: a straight line of -60 dB per rt60
+    energy = torch.flip(torch.cumsum(torch.flip(tail.pow(2), [0]), 0), [0])
+    decay = 10 * torch.log10(energy / energy[0])
+    t = torch.arange(len(decay), dtype=torch.float64) / SR
+    fit = (t[:3200] * t[:3200]).sum().pow(-1) * (t[:3200] * decay[:3200]).sum()  # dB per s
+    assert float(-60.0 / fit) == pytest.approx(rt60, rel=0.1)
+
+
+def test_reverberate_keeps_length_and_adds_a_tail():
+    click = torch.zeros(SR)
+    click[1000] = 1.0
+    rir = T.synthetic_rir(0.3, SR, torch.Generator().manual_seed(2))
+    out = T.reverberate(click, rir)
+    assert out.shape == click.shape
+    assert torch.allclose(out[1000:1000 + len(rir)], rir, atol=1e-6)  # the impulse response
+    assert float(out[:1000].abs().max()) < 1e-9  # causal (FFT rounding only)
+    # a sustained tone stays a tone: the reverb of a sine is a sine of the same frequency
+    tone = T.reverberate(_sine(500.0), rir)
+    assert _band_power(tone[SR // 2:], 490, 510) / _band_power(tone[SR // 2:], 0, SR / 2) > 0.99
+
+
+def test_wave_augment_applies_each_step_as_configured():
+    wav = _sine(440.0, amplitude=0.3)
+    g = torch.Generator().manual_seed(0)
+    levels = [20 * math.log10(float(WaveAugment(SR, peak_db=(-50.0, 0.0))(wav, g).abs().max()))
+              for _ in range(200)]
+    assert min(levels) >= -50.0 - 1e-3 and max(levels) <= 1e-3
+    assert min(levels) < -45 and max(levels) > -5  # the whole range is drawn
+    dc = WaveAugment(SR, dc_prob=1.0, dc_max=0.2)
+    means = [float(dc(wav, g).mean()) for _ in range(50)]
+    assert max(abs(m) for m in means) <= 0.2 * 0.3 + 1e-4 and np.std(means) > 0.01
+    band = WaveAugment(SR, band_prob=1.0, band_low_hz=(500.0, 500.0), band_high_hz=(900., 900.))
+    low = band(_sine(100.0), g)
+    expected = -10 * math.log10(1 + (500.0 / 100.0) ** 8)  # 4th-order high-pass at 500 Hz
+    assert _db(_band_power(low, 90, 110) / _band_power(_sine(100.0), 90, 110)) == \
+        pytest.approx(expected, abs=0.5)
+    resampled = WaveAugment(SR, resample_prob=1.0, resample_rates=(8000,))(_sine(6000.0), g)
+    assert float(resampled[400:-400].abs().max()) < 0.01  # all but the edge transients
+    reverb = WaveAugment(SR, reverb_prob=1.0, reverb_rt60=(0.3, 0.3),
+                         reverb_drr_db=(0.0, 0.0))
+    click = torch.zeros(SR)
+    click[0] = 1.0
+    assert float(reverb(click, g)[1:].pow(2).sum()) == pytest.approx(1.0, rel=1e-3)
+    untouched = WaveAugment(SR)(wav, g)  # no step enabled
+    assert torch.equal(untouched, wav)
+
+
+def test_build_augment_checks_its_config():
+    assert build_augment(None, SR) is None and build_augment({}, SR) is None
+    augment = build_augment({"peak_db": [-50, 0], "resample_rates": [8000, 22050],
+                             "reverb_prob": 0.5}, SR)
+    assert augment.peak_db == (-50.0, 0.0) and augment.resample_rates == (8000, 22050)
+    for spec, key in (({"peak": [0, 1]}, "data.augment.peak"),
+                      ({"dc_prob": 1.5}, "data.augment.dc_prob"),
+                      ({"peak_db": [0, -10]}, "data.augment.peak_db"),
+                      ({"reverb_rt60": [0.0, 0.2]}, "data.augment.reverb_rt60"),
+                      ({"resample_rates": []}, "data.augment.resample_rates"),
+                      ({"band_prob": "often"}, "data.augment.band_prob")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            build_augment(spec, SR)
+
+
+def test_synth_events_background_prob_and_augment_in_train_only():
+    kwargs = dict(segment_seconds=0.5, num_examples=26)
+    plain = SynthEvents(split="train", **kwargs)
+    again = SynthEvents(split="train", background_prob=1.0, **kwargs)
+    assert all(torch.equal(plain[i]["wav"], again[i]["wav"]) for i in range(26))  # unchanged
+    clean = SynthEvents(split="train", background_prob=0.0, **kwargs)
+    # an event covering 30-90 % of the clip, without background: >= 10 % digital silence
+    silent = [float((clean[i]["wav"] == 0).float().mean()) for i in range(26)]
+    assert min(silent) >= 0.095
+    assert all(float((plain[i]["wav"] == 0).float().mean()) < 0.01 for i in range(26))
+    augment = {"peak_db": [-50.0, -40.0]}
+    train = SynthEvents(split="train", augment=augment, **kwargs)
+    torch.manual_seed(0)
+    peaks = [float(train[i]["wav"].abs().max()) for i in range(26)]
+    assert all(10 ** (-50 / 20) - 1e-6 <= p <= 10 ** (-40 / 20) + 1e-6 for p in peaks)
+    test = SynthEvents(split="test", augment=augment, **kwargs)
+    reference = SynthEvents(split="test", **kwargs)
+    assert all(torch.equal(test[i]["wav"], reference[i]["wav"]) for i in range(26))
+    with pytest.raises(ConfigError, match="data.background_prob"):
+        SynthEvents(split="train", background_prob=2.0, **kwargs)
