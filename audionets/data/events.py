@@ -9,7 +9,9 @@ noise colour, formants and syllables for speech).
 
 Item ``i`` is fully determined by ``(seed, split, i)``; its label is ``i % num_classes`` so
 that every split is balanced and holds every class. Speech events use the split's own talker
-pool (:func:`~audionets.data.speech.speaker_pool`), disjoint across splits.
+pool (:func:`~audionets.data.speech.speaker_pool`), disjoint across splits. Only the training
+split's ``augment`` (:mod:`audionets.data.augment`) draws from the global RNG, so that each
+epoch degrades the same clips differently.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from audionets.data.augment import build_augment
 from audionets.data.speech import (
     check_segment_seconds, example_count, speaker_pool, split_code, synthesize_utterance,
 )
@@ -158,9 +161,14 @@ class SynthEvents(torch.utils.data.Dataset):
             background, or None for none. The background is coloured noise with a spectral
             slope drawn between pink and white-pink / pink-brown (1/f^0.5 to 1/f^1.5), so
             that noise-burst classes remain defined by their colour relative to it.
-        event_fraction: (low, high) event duration as a fraction of the example.
+        background_prob: the fraction of examples that get a background (the others are the
+            event in digital silence, as a clean recording or a synthesised file).
+        event_fraction: (low, high) event duration as a fraction of the example (1.0: the
+            event fills it, as every window of a long recording does).
         level_db: (low, high) RMS level of the event in dBFS.
         duration_range: (low, high) seconds when ``segment_seconds`` is None.
+        augment: train split only: a :class:`~audionets.data.augment.WaveAugment` config
+            (level, DC offset, resampling, band-limiting, reverberation) applied last.
     """
 
     def __init__(self, split: str = "train", sample_rate: int = 16000,
@@ -168,7 +176,8 @@ class SynthEvents(torch.utils.data.Dataset):
                  seed: int = 0, background_snr_db: Sequence[float] | None = (0.0, 30.0),
                  event_fraction: Sequence[float] = (0.3, 0.9),
                  level_db: Sequence[float] = (-35.0, -12.0),
-                 duration_range: Sequence[float] = (1.0, 3.0)) -> None:
+                 duration_range: Sequence[float] = (1.0, 3.0),
+                 background_prob: float = 1.0, augment: dict | None = None) -> None:
         self.split = split
         self.code = split_code(split)
         self.sample_rate = int(sample_rate)
@@ -184,6 +193,10 @@ class SynthEvents(torch.utils.data.Dataset):
             raise ConfigError(f"data.event_fraction: {event_fraction!r} must lie in (0, 1]")
         self.level_db = _pair(level_db, "level_db")
         self.duration_range = _pair(duration_range, "duration_range")
+        self.background_prob = float(background_prob)
+        if not 0.0 <= self.background_prob <= 1.0:
+            raise ConfigError(f"data.background_prob: {background_prob!r} must lie in [0, 1]")
+        self.augment = build_augment(augment, self.sample_rate) if split == "train" else None
         self.labels: list[str] = list(EVENT_CLASSES)
         self.speakers = speaker_pool(split, self.seed)
 
@@ -226,10 +239,16 @@ class SynthEvents(torch.utils.data.Dataset):
             background = colored_noise(length, rng.uniform(0.5, 1.5), generator,
                                        torch.float64).numpy()
             snr = rng.uniform(*self.background_snr_db)
-            wav += background * np.sqrt(np.mean(event**2)) / 10.0 ** (snr / 20.0)
+            # drawn last and only when some items go without, so that background_prob=1
+            # keeps every item as it was before the option existed
+            if self.background_prob == 1.0 or rng.uniform() < self.background_prob:
+                wav += background * np.sqrt(np.mean(event**2)) / 10.0 ** (snr / 20.0)
         wav /= max(1.0, float(np.max(np.abs(wav))) / 0.99)
+        out = torch.from_numpy(wav.astype(np.float32))
+        if self.augment is not None:
+            out = self.augment(out)
         return {
-            "wav": torch.from_numpy(wav.astype(np.float32)),
+            "wav": out,
             "label": torch.tensor(label, dtype=torch.int64),
             "id": f"synth_events-{self.split}-{index:06d}-{self.labels[label]}",
         }
