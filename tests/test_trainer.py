@@ -286,6 +286,23 @@ def test_cosine_schedule_ends_with_the_run_when_max_steps_is_beyond_it(tmp_path)
     assert read_metrics(tmp_path / "run/metrics.csv")[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_min_steps_adds_epochs_on_a_small_data_set_and_the_schedule_follows(tmp_path):
+    # 24 items at batch 4: 6 steps per epoch; 2 epochs are 12 steps, min_steps=15 makes it 3
+    result = train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.min_steps=15",
+                               "scheduler.name=cosine", "trainer.test=false"))
+    assert result.status == "completed" and result.epoch == 3 and result.step == 18
+    rows = read_metrics(tmp_path / "run/metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the decay ends with the run
+    assert rows[1]["lr"] > 0.001  # not at the end of epoch 2
+    # a large enough max_epochs is left alone
+    train(make_config(tmp_path, "trainer.max_epochs=4", "trainer.min_steps=5",
+                      "trainer.test=false", name="more"))
+    assert len(read_metrics(tmp_path / "more/metrics.csv")) == 4
+    with pytest.raises(ConfigError, match="trainer.min_steps"):
+        make_config(tmp_path, "trainer.min_steps=0")
+
+
 def test_a_broken_test_split_fails_before_training(tmp_path):
     # (a layout dataset would fail here the same way on a missing test file)
     with pytest.raises(ConfigError, match="unknown key data.colour"):

@@ -71,6 +71,7 @@ class TrainerConfig:
 
     max_epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps (also mid-epoch)
+    min_steps: int | None = None  # at least this many steps: more epochs on a small data set
     batch_size: int = 4
     valid_batch_size: int | None = None  # default: batch_size
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -123,8 +124,8 @@ _CHOICES = {
     "optimizer.name": ("sgd", "adagrad", "rmsprop", "adam", "adamw"),
     "scheduler.name": ("plateau", "cosine", "none"),
 }
-_POSITIVE = ("trainer.max_epochs", "trainer.max_steps", "trainer.batch_size",
-             "trainer.valid_batch_size", "trainer.accumulate", "trainer.limit_train_batches",
+_POSITIVE = ("trainer.max_epochs", "trainer.max_steps", "trainer.min_steps",
+             "trainer.batch_size", "trainer.valid_batch_size", "trainer.accumulate", "trainer.limit_train_batches",
              "trainer.limit_valid_batches", "sample_rate")
 # grad_clip 0 and keep_best 0 switch clipping and best checkpoints off
 _NON_NEGATIVE = ("trainer.grad_clip", "trainer.num_workers", "trainer.keep_best",

@@ -43,7 +43,7 @@ from audionets.training.checkpoints import (
     restore_rng,
     save_checkpoint,
 )
-from audionets.training.config import SPLITS, Config, OptimizerConfig, save_config
+from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerConfig, save_config
 from audionets.training.logging import MetricsLogger
 from audionets.training.tasks import Task, build_task, check_items
 from audionets.utils import atomic_write, check_out_dir, resolve_device
@@ -261,6 +261,19 @@ def build_optimizer(opt: OptimizerConfig, params: Iterator[nn.Parameter]) -> tor
     return cls(params, betas=tuple(opt.betas), **common)
 
 
+def epochs_to_train(trainer: TrainerConfig, steps_per_epoch: int) -> int:
+    """``trainer.max_epochs``, raised when needed to make at least ``trainer.min_steps``
+    optimizer steps (``steps_per_epoch`` of them per epoch).
+
+    Epochs measure how often the model sees each clip, which suits a large data set; the
+    optimiser, though, needs a number of updates that does not shrink with the data: 30
+    epochs of a 200-clip set at batch 128 are 60 steps, too few to leave the warm-up.
+    """
+    if trainer.min_steps is None:
+        return trainer.max_epochs
+    return max(trainer.max_epochs, math.ceil(trainer.min_steps / max(1, steps_per_epoch)))
+
+
 def _cosine_factor(step: int, warmup: int, total: int, floor: float) -> float:
     """LR multiplier: linear warm-up to 1 over ``warmup`` steps, then cosine down to ``floor``."""
     if warmup > 0 and step < warmup:
@@ -365,9 +378,10 @@ class Trainer:
         # own dropout masks and crops; rank 0 matches a single-process run
         seed_everything(config.seed + self.dist.rank)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters())
-        total = config.trainer.max_epochs * math.ceil(
-            self._num_batches("train") / config.trainer.accumulate
-        )  # optimizer steps the run will make: the cosine schedule ends there
+        steps_per_epoch = math.ceil(self._num_batches("train") / config.trainer.accumulate)
+        self.max_epochs = epochs_to_train(config.trainer, steps_per_epoch)
+        total = self.max_epochs * steps_per_epoch
+        # optimizer steps the run will make: the cosine schedule ends there
         if config.trainer.max_steps is not None:
             total = min(total, config.trainer.max_steps)
         self.scheduler = build_scheduler(config, self.optimizer, self.monitor_mode, total)
@@ -538,7 +552,7 @@ class Trainer:
         self.train_model.train()
         reason, index = None, -1
         items, start, last_log = 0, time.perf_counter(), time.monotonic()
-        bar = _progress(total, f"epoch {self.epoch + 1}/{trainer.max_epochs}",
+        bar = _progress(total, f"epoch {self.epoch + 1}/{self.max_epochs}",
                         trainer.progress and self.dist.is_main)
         self.optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(_iterate(loader)):
@@ -660,7 +674,7 @@ class Trainer:
         with stop:
             if trainer.max_steps is not None and self.step >= trainer.max_steps:
                 status = "max_steps"
-            while status == "completed" and self.epoch < trainer.max_epochs:
+            while status == "completed" and self.epoch < self.max_epochs:
                 started = time.perf_counter()
                 train_metrics, reason, finished = self._train_epoch(stop)
                 valid_metrics = None
