@@ -1,4 +1,5 @@
-"""Activations, the Conv1d block and the audio classifiers (td_cnn, tf_cnn, rnn, attention)."""
+"""Activations, the Conv1d/Conv2d blocks and the audio classifiers (td_cnn, tf_cnn, cnn2d, rnn,
+attention)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from audionets.errors import ConfigError
 from audionets.models import build_model
 from audionets.registry import MODELS
 from audionets.nn.activations import activation_names, get_activation
-from audionets.nn.conv import ConvBlock1d
+from audionets.nn.conv import ConvBlock1d, ConvBlock2d
 
 SR = 8000
 FRONTENDS = {
@@ -23,6 +24,7 @@ FRONTENDS = {
 TINY = {
     "td_cnn": dict(channels=[8, 8, 16], kernel_sizes=[40, 3, 3], strides=[4, 1, 1], pool=[4, 2, 2]),
     "tf_cnn": dict(channels=[8, 16], pool=2),
+    "cnn2d": dict(channels=[4, 8], pool=2),
     "rnn_classifier": dict(hidden_size=8, num_layers=1),
     "attention_classifier": dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32),
 }
@@ -103,6 +105,45 @@ def test_groups_split_the_convolution_and_must_divide_channels():
     assert block.conv.weight.shape == (12, 2, 3)
     with pytest.raises(ConfigError, match=r"model.groups\[0\]=3 must divide"):
         ConvBlock1d(8, 12, 3, groups=3)
+
+
+# --- ConvBlock2d and cnn2d ----------------------------------------------------------------
+
+@pytest.mark.parametrize("height, width, pool", [(1, 1, 2), (5, 7, 2), (64, 101, 2), (9, 4, 3)])
+def test_conv_block_2d_keeps_size_then_pools_with_ceil(height, width, pool):
+    block = ConvBlock2d(2, 5, 3, pool=pool).eval()
+    out = block(torch.randn(3, 2, height, width))
+    assert out.shape == (3, 5, math.ceil(height / pool), math.ceil(width / pool))
+    with pytest.raises(ConfigError, match=r"model.kernel_sizes\[1\] must be an odd int"):
+        ConvBlock2d(2, 5, 4, layer=1)
+
+
+def test_conv_block_2d_equals_manual_conv_bn_relu_pool():
+    block = ConvBlock2d(2, 3, 3, pool=2).eval()
+    x = torch.randn(2, 2, 6, 8)
+    conv = nn.functional.conv2d(x, block.conv.weight, padding=1)
+    bn = block.norm
+    shape = (1, -1, 1, 1)
+    normed = (conv - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps)
+    expected = nn.functional.max_pool2d(torch.relu(normed * bn.weight.view(shape)
+                                                   + bn.bias.view(shape)), 2)
+    torch.testing.assert_close(block(x), expected)
+
+
+def test_cnn2d_recognises_a_pattern_at_a_pitch_it_never_saw():
+    # the same filters slide over frequency: a feature map moved up by k mel bands moves by k
+    # rows, so the frequency-averaged, time-pooled embedding barely changes (it would not for a
+    # Conv1d over frames, whose first layer mixes all bands at once)
+    torch.manual_seed(0)
+    model = build_model({"name": "cnn2d", "num_classes": 2, "sample_rate": SR,
+                         "frontend": FRONTENDS["logmel"], "channels": [4, 8], "pool": 1,
+                         "input_norm": "none"}).eval()
+    image = torch.zeros(1, 1, 16, 12)
+    image[..., 3:5, 2:9] = 1.0
+    shifted = torch.roll(image, 6, dims=2)  # the same shape, six bands higher
+    maps = model.blocks(image).mean(dim=2)
+    maps_shifted = model.blocks(shifted).mean(dim=2)
+    torch.testing.assert_close(maps, maps_shifted)
 
 
 # --- classifiers: shapes, gradients, rebuild -----------------------------------------------

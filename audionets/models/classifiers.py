@@ -7,6 +7,8 @@ normalises each feature channel (``input_norm``), and classifies the sequence of
 - ``td_cnn`` :class:`TimeDomainCNN`: the M5 family (Dai et al., 2017) on the raw waveform.
 - ``tf_cnn`` :class:`TimeFrequencyCNN`: frequency bins as the input channels of a Conv1d over
   frames.
+- ``cnn2d`` :class:`SpectrogramCNN`: Conv2d blocks over the (frequency, frame) image, so one
+  set of filters serves every pitch and band (shift-equivariant in frequency, not only time).
 - ``rnn_classifier`` :class:`RecurrentClassifier`: RNN / MGU / GRU / LSTM over frames.
 - ``attention_classifier`` :class:`AttentionClassifier`: a transformer encoder over frames.
 """
@@ -22,7 +24,7 @@ from torch import nn
 from audionets.errors import ConfigError
 from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoderLayer
-from audionets.nn.conv import ConvBlock1d
+from audionets.nn.conv import ConvBlock1d, ConvBlock2d
 from audionets.nn.positional import sinusoidal_encoding
 from audionets.models.rnn import build_recurrent
 from audionets.registry import FRONTENDS, MODELS
@@ -256,6 +258,80 @@ class TimeFrequencyCNN(_ConvClassifier):
             channels, kernel_sizes, strides, pool, groups, batch_norm, residual, dropout,
             activation, input_norm, pooling,
         )
+
+
+@MODELS.register("cnn2d")
+class SpectrogramCNN(nn.Module):
+    """A CNN over the log-mel spectrogram as an image: Conv2d over frequency and time.
+
+    ``wav[B, T] -> features[B, F, T']`` ``->`` per-band input normalisation ``-> [B, 1, F, T']
+    ->`` blocks of Conv2d(k x k) + BN + activation + max-pool (2 x 2 by default)
+    ``-> [B, C, F'', T''] ->`` mean over frequency ``->`` global pooling over frames
+    (``pooling``) ``-> logits[B, C]``.
+
+    Unlike :class:`TimeFrequencyCNN`, whose first convolution mixes all F bins at once (a
+    pattern learned at one pitch says nothing about another), the same small filters slide
+    over frequency: a harmonic comb, a sweep or a noise edge learned at one pitch or band is
+    recognised at any other, which is what lets a small training set generalise (the
+    usual design for ESC-50 and keyword spotting: Piczak 2015, Sainath & Parada 2015).
+
+    Args:
+        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm: as
+            :class:`TimeFrequencyCNN`.
+        channels: output channels of each block (its length is the depth).
+        kernel_sizes: odd kernel size per block (a list or one int).
+        pool: max-pooling size over both axes per block (a list or one int).
+        batch_norm, activation, dropout: as :class:`TimeFrequencyCNN`.
+        pooling: over frames after the mean over frequency: ``"mean"``, ``"max"`` or
+            ``"stats"`` (see :func:`global_pool`).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        sample_rate: int,
+        frontend: dict[str, Any] | None = None,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        kernel_sizes: int | Sequence[int] = 3,
+        pool: int | Sequence[int] = 2,
+        batch_norm: bool = True,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        input_norm: str = "batch",
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        _check_common(num_classes, sample_rate)
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: "
+                              f"{', '.join(POOLINGS)}")
+        if not isinstance(channels, (list, tuple)) or not channels:
+            raise ConfigError("model.channels must be a non-empty list of ints, e.g. [16, 32]")
+        self.num_classes = int(num_classes)
+        self.sample_rate = int(sample_rate)
+        self.pooling = pooling
+        self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
+        self.input_norm = build_input_norm(input_norm, int(self.frontend.out_channels))
+        kernel_sizes = _per_layer(kernel_sizes, len(channels), "kernel_sizes")
+        pools = _per_layer(pool, len(channels), "pool")
+        blocks, in_channels = [], 1
+        for i, out_channels in enumerate(channels):
+            blocks.append(ConvBlock2d(in_channels, int(out_channels), kernel_sizes[i],
+                                      batch_norm=batch_norm, activation=activation,
+                                      pool=pools[i], dropout=dropout, where="model", layer=i))
+            in_channels = int(out_channels)
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(2 * in_channels if pooling == "stats" else in_channels,
+                              self.num_classes)
+
+    def embed(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav[B, T] -> [B, D]``: the pooled features the linear head sees."""
+        image = self.input_norm(self.frontend(wav)).unsqueeze(1)  # [B, 1, F, T']
+        return global_pool(self.blocks(image).mean(dim=2), self.pooling)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav[B, T] -> logits[B, num_classes]``."""
+        return self.head(self.embed(wav))
 
 
 def _pool_sequence(outputs: torch.Tensor, pooling: str, bidirectional: bool) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The Conv1d block shared by the time-domain and time-frequency CNN classifiers.
+"""The Conv1d block shared by the time-domain and time-frequency CNN classifiers, and the
+Conv2d block of the spectrogram-image CNN (``cnn2d``).
 
 One block is::
 
@@ -104,3 +105,42 @@ class ConvBlock1d(nn.Module):
         if self.skip is not None:
             y = y + self.skip(x)
         return self.dropout(self.pool(y))
+
+
+class ConvBlock2d(nn.Module):
+    """Conv2d (k x k, "same" padding) + optional batch norm + activation + max pooling + dropout.
+
+    Shapes: ``[B, in_channels, F, T] -> [B, out_channels, ceil(F / pool), ceil(T / pool)]``
+    (pooling with ``ceil_mode``, so a small input never pools to zero rows or frames).
+
+    Args:
+        in_channels, out_channels: channels of the input and output feature maps.
+        kernel_size: odd convolution kernel size (the same over frequency and time).
+        batch_norm: add BatchNorm2d after the convolution (the conv then has no bias).
+        activation: name for :func:`audionets.nn.activations.get_activation`.
+        pool: max-pooling size and stride over both axes (1 = no pooling).
+        dropout: dropout probability applied last.
+        where, layer: config key and block index for error messages.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 batch_norm: bool = True, activation: str = "relu", pool: int = 2,
+                 dropout: float = 0.0, where: str = "model", layer: int = 0) -> None:
+        super().__init__()
+        if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
+            raise ConfigError(f"{where}.kernel_sizes[{layer}] must be an odd int >= 1, "
+                              f"got {kernel_size}")
+        if int(pool) < 1:
+            raise ConfigError(f"{where}.pool[{layer}] must be >= 1, got {pool}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"{where}.dropout must be in [0, 1), got {dropout}")
+        self.conv = nn.Conv2d(in_channels, out_channels, int(kernel_size),
+                              padding=int(kernel_size) // 2, bias=not batch_norm)
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.activation = get_activation(activation, out_channels, where=f"{where}.activation")
+        self.pool = nn.MaxPool2d(int(pool), ceil_mode=True) if int(pool) > 1 else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[B, C_in, F, T] -> [B, C_out, ceil(F / pool), ceil(T / pool)]``."""
+        return self.dropout(self.pool(self.activation(self.norm(self.conv(x)))))
