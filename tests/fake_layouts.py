@@ -8,8 +8,10 @@ float WAV so that ``mix == sum(sources)`` holds exactly.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import soundfile as sf
@@ -30,6 +32,32 @@ def tone(seconds: float, rate: int, freq: float, seed: int = 0, noise: float = 0
     return wav.float()
 
 
+#: ``clip(label, take, seconds, rate) -> wav [T]``: the audio a builder writes for clip
+#: ``take`` of class ``label`` (None: the builder's own :func:`tone`)
+ClipSource = Callable[[int, int, float, int], torch.Tensor]
+
+#: ten synth_events classes that differ to the ear (no am/fm tones, no speech)
+CLEAN_EVENT_CLASSES = ("tone", "chirp_up", "chirp_down", "harmonic", "click_train",
+                       "white_noise", "pink_noise", "brown_noise", "impact", "square")
+
+
+@functools.lru_cache(maxsize=8)
+def _clean_events(seconds: float, rate: int):
+    from audionets.data.events import SynthEvents
+
+    return SynthEvents(split="train", sample_rate=rate, segment_seconds=seconds,
+                       num_examples=13 * 1000, background_snr_db=None, seed=14)
+
+
+def clean_event(label: int, take: int, seconds: float, rate: int) -> torch.Tensor:
+    """A :data:`ClipSource` of clean sound events: take ``take`` of
+    ``CLEAN_EVENT_CLASSES[label]`` from ``synth_events`` without background (pitch, onset,
+    duration and a 23 dB level range vary from take to take; digital silence around the
+    event), ``[round(seconds * rate)]``."""
+    events = _clean_events(float(seconds), int(rate))
+    return events[events.labels.index(CLEAN_EVENT_CLASSES[label]) + 13 * take]["wav"]
+
+
 def _write(path: Path, wav: torch.Tensor, rate: int, subtype: str = "PCM_16") -> None:
     """Write ``wav`` ``[T]`` or ``[C, T]`` (plain soundfile: no fsync, fast for many files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,36 +73,43 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def make_esc50(root: Path, num_classes: int = 50, clips_per_fold: int = 1,
-               rate: int = 44100, seconds: float = 0.5) -> Path:
+               rate: int = 44100, seconds: float = 0.5, clip: ClipSource | None = None) -> Path:
     """ESC-50: ``audio/*.wav`` + ``meta/esc50.csv``; every class in every fold.
 
     Category names are ``cat_<target>``; odd targets are marked ESC-10; the CSV rows are
-    shuffled so that label order must come from ``target``, not from row order.
+    shuffled so that label order must come from ``target``, not from row order. ``clip``
+    makes the audio (default: a tone of ``200 + 20 * target`` Hz).
     """
     rows = []
     for target in range(num_classes):
         for fold in range(1, 6):
             for take in range(clips_per_fold):
-                name = f"{fold}-{1000 + target}-{'ABC'[take]}-{target}.wav"
-                _write(root / "audio" / name, tone(seconds, rate, 200 + 20 * target, fold), rate)
+                name = f"{fold}-{1000 + target}-{take}-{target}.wav"
+                wav = (tone(seconds, rate, 200 + 20 * target, fold) if clip is None
+                       else clip(target, (fold - 1) * clips_per_fold + take, seconds, rate))
+                _write(root / "audio" / name, wav, rate)
                 rows.append({"filename": name, "fold": fold, "target": target,
                              "category": f"cat_{target:02d}", "esc10": str(target % 2 == 1),
-                             "src_file": 1000 + target, "take": "ABC"[take]})
+                             "src_file": 1000 + target, "take": take})
     random.Random(0).shuffle(rows)
     _write_csv(root / "meta" / "esc50.csv", rows)
     return root
 
 
 def make_urbansound8k(root: Path, num_classes: int = 10, clips_per_fold: int = 1,
-                      rates: tuple[int, ...] = (44100, 22050), seconds: float = 0.5) -> Path:
-    """UrbanSound8K: ``audio/fold1..10/*.wav`` (mixed rates, some stereo) + metadata CSV."""
+                      rates: tuple[int, ...] = (44100, 22050), seconds: float = 0.5,
+                      clip: ClipSource | None = None) -> Path:
+    """UrbanSound8K: ``audio/fold1..10/*.wav`` (mixed rates, some stereo) + metadata CSV.
+
+    ``clip`` makes the audio (default: a tone of ``300 + 30 * class_id`` Hz)."""
     rows = []
     for class_id in range(num_classes):
         for fold in range(1, 11):
             for take in range(clips_per_fold):
                 rate = rates[(class_id + fold) % len(rates)]
                 name = f"{100 + class_id}-{class_id}-0-{fold}{take}.wav"
-                wav = tone(seconds, rate, 300 + 30 * class_id, fold)
+                wav = (tone(seconds, rate, 300 + 30 * class_id, fold) if clip is None
+                       else clip(class_id, (fold - 1) * clips_per_fold + take, seconds, rate))
                 if fold % 2:
                     wav = torch.stack([wav, wav])  # stereo files exist in UrbanSound8K
                 _write(root / "audio" / f"fold{fold}" / name, wav, rate)
@@ -87,20 +122,23 @@ def make_urbansound8k(root: Path, num_classes: int = 10, clips_per_fold: int = 1
 
 
 def make_speech_commands(root: Path, words: tuple[str, ...] | list[str] = SPEECH_COMMANDS_WORDS,
-                         clips_per_word: int = 3, rate: int = 16000, seconds: float = 0.5) -> Path:
+                         clips_per_word: int = 3, rate: int = 16000, seconds: float = 0.5,
+                         clip: ClipSource | None = None) -> Path:
     """Speech Commands v0.02: word folders, the two split lists, ``_background_noise_/``.
 
-    Clip ``k`` of each word goes to train (k = 0), validation (k = 1), testing (k = 2),
-    train again (k >= 3).
+    Clip ``k`` of each word goes to validation when ``k % 5 == 1``, testing when
+    ``k % 5 == 2``, train otherwise (k = 0, 3, 4, 5, 8, ...). ``clip`` makes the audio of word
+    ``w`` (default: a tone of ``150 + 10 * w`` Hz).
     """
     valid, test = [], []
     for w, word in enumerate(words):
         for k in range(clips_per_word):
             rel = f"{word}/{w:04x}abcd_nohash_{k}.wav"
-            _write(root / rel, tone(seconds, rate, 150 + 10 * w, k), rate)
-            if k == 1:
+            wav = tone(seconds, rate, 150 + 10 * w, k) if clip is None else clip(w, k, seconds, rate)
+            _write(root / rel, wav, rate)
+            if k % 5 == 1:
                 valid.append(rel)
-            elif k == 2:
+            elif k % 5 == 2:
                 test.append(rel)
     (root / "validation_list.txt").write_text("\n".join(valid) + "\n")
     (root / "testing_list.txt").write_text("\n".join(test) + "\n")
