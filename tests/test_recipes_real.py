@@ -28,6 +28,7 @@ COMMON = ["trainer.max_steps=2", "trainer.max_epochs=1", "trainer.batch_size=2",
           "trainer.limit_valid_batches=1", "trainer.progress=false"]
 SMALL = {
     "tf_cnn": ["model.channels=[8,8]", "model.frontend.n_mels=16"],
+    "cnn2d": ["model.channels=[4,8]", "model.frontend.n_mels=16"],
     "td_cnn": ["model.channels=[8,8]", "model.kernel_sizes=[80,3]", "model.strides=[4,1]"],
     "sepformer": ["model.encoder_channels=16", "model.d_model=16", "model.chunk_size=20",
                   "model.num_blocks=1", "model.intra_layers=1", "model.inter_layers=1",
@@ -76,9 +77,12 @@ def _tts_mix(tmp: Path) -> tuple[Path, list[str]]:
 LAYOUTS = {"esc50": _esc50, "speech_commands": _speech_commands, "urbansound8k": _urbansound8k,
            "wsj0mix": _wsj0mix, "librimix": _librimix, "wham": _wham, "tts_mix": _tts_mix}
 CASES = [
-    ("esc50", "config.yaml", "tf_cnn"), ("esc50", "td_cnn.yaml", "td_cnn"),
-    ("speech_commands", "config.yaml", "td_cnn"), ("speech_commands", "tf_cnn.yaml", "tf_cnn"),
-    ("urbansound8k", "config.yaml", "tf_cnn"), ("urbansound8k", "td_cnn.yaml", "td_cnn"),
+    ("esc50", "config.yaml", "cnn2d"), ("esc50", "tf_cnn.yaml", "tf_cnn"),
+    ("esc50", "td_cnn.yaml", "td_cnn"),
+    ("speech_commands", "config.yaml", "cnn2d"), ("speech_commands", "td_cnn.yaml", "td_cnn"),
+    ("speech_commands", "tf_cnn.yaml", "tf_cnn"),
+    ("urbansound8k", "config.yaml", "cnn2d"), ("urbansound8k", "tf_cnn.yaml", "tf_cnn"),
+    ("urbansound8k", "td_cnn.yaml", "td_cnn"),
     ("wsj0mix", "config.yaml", "sepformer"), ("wsj0mix", "dprnn.yaml", "dprnn"),
     ("librimix", "config.yaml", "sepformer"), ("librimix", "dprnn.yaml", "dprnn"),
     ("wham", "config.yaml", "sepformer"), ("wham", "dprnn.yaml", "dprnn"),
