@@ -170,3 +170,26 @@ def test_synth_events_background_prob_and_augment_in_train_only():
     assert all(torch.equal(test[i]["wav"], reference[i]["wav"]) for i in range(26))
     with pytest.raises(ConfigError, match="data.background_prob"):
         SynthEvents(split="train", background_prob=2.0, **kwargs)
+
+
+def test_synth_events_fade_prob_gives_abrupt_edges():
+    kwargs = dict(segment_seconds=0.5, num_examples=26, background_snr_db=None,
+                  event_fraction=(1.0, 1.0))
+    faded = SynthEvents(split="train", **kwargs)
+    again = SynthEvents(split="train", fade_prob=1.0, **kwargs)
+    abrupt = SynthEvents(split="train", fade_prob=0.0, **kwargs)
+    tone = faded.labels.index("tone")
+    for i in (tone, tone + 13):
+        assert torch.equal(faded[i]["wav"], again[i]["wav"])  # fade_prob=1: unchanged items
+        # an event filling the clip: faded, it starts at exactly 0; abrupt, at full swing
+        assert float(faded[i]["wav"][0]) == 0.0
+        edge = float(abrupt[i]["wav"][:8].abs().max())
+        assert edge > 0.3 * float(abrupt[i]["wav"].abs().max())
+        # only the envelope differs: the same tone in the middle of the clip (its level is set
+        # by the RMS of the whole event, which the fades lower: a constant factor)
+        a, b = faded[i]["wav"][2000:6000], abrupt[i]["wav"][2000:6000]
+        scale = float((a * b).sum() / (b * b).sum())
+        assert torch.allclose(a, scale * b, atol=1e-5) and 0.9 < scale < 1.2
+    half = SynthEvents(split="train", **{**kwargs, "num_examples": 13 * 20}, fade_prob=0.5)
+    starts = [float(half[i]["wav"][0]) != 0.0 for i in range(tone, 13 * 20, 13)]
+    assert 4 <= sum(starts) <= 16  # about half of the 20 tones start abruptly

@@ -163,6 +163,9 @@ class SynthEvents(torch.utils.data.Dataset):
             that noise-burst classes remain defined by their colour relative to it.
         background_prob: the fraction of examples that get a background (the others are the
             event in digital silence, as a clean recording or a synthesised file).
+        fade_prob: the fraction of events (other than impacts and click trains, whose sharp
+            onset defines them) faded in and out; the others start and stop abruptly, as a
+            synthesised file does and as every window cut from a long recording does.
         event_fraction: (low, high) event duration as a fraction of the example (1.0: the
             event fills it, as every window of a long recording does).
         level_db: (low, high) RMS level of the event in dBFS.
@@ -177,7 +180,8 @@ class SynthEvents(torch.utils.data.Dataset):
                  event_fraction: Sequence[float] = (0.3, 0.9),
                  level_db: Sequence[float] = (-35.0, -12.0),
                  duration_range: Sequence[float] = (1.0, 3.0),
-                 background_prob: float = 1.0, augment: dict | None = None) -> None:
+                 background_prob: float = 1.0, fade_prob: float = 1.0,
+                 augment: dict | None = None) -> None:
         self.split = split
         self.code = split_code(split)
         self.sample_rate = int(sample_rate)
@@ -196,6 +200,9 @@ class SynthEvents(torch.utils.data.Dataset):
         self.background_prob = float(background_prob)
         if not 0.0 <= self.background_prob <= 1.0:
             raise ConfigError(f"data.background_prob: {background_prob!r} must lie in [0, 1]")
+        self.fade_prob = float(fade_prob)
+        if not 0.0 <= self.fade_prob <= 1.0:
+            raise ConfigError(f"data.fade_prob: {fade_prob!r} must lie in [0, 1]")
         self.augment = build_augment(augment, self.sample_rate) if split == "train" else None
         self.labels: list[str] = list(EVENT_CLASSES)
         self.speakers = speaker_pool(split, self.seed)
@@ -203,7 +210,8 @@ class SynthEvents(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.num_examples
 
-    def _event(self, name: str, length: int, rng: np.random.Generator) -> np.ndarray:
+    def _event(self, name: str, length: int, rng: np.random.Generator,
+               faded: bool = True) -> np.ndarray:
         sr = self.sample_rate
         if name == "speech":
             speaker = self.speakers[int(rng.integers(len(self.speakers)))]
@@ -213,6 +221,8 @@ class SynthEvents(torch.utils.data.Dataset):
         if name not in _NO_FADE:
             fade_in = max(1, min(int(rng.uniform(0.005, 0.05) * sr), length // 2))
             fade_out = max(1, min(int(rng.uniform(0.01, 0.1) * sr), length // 2))
+            if not faded:  # abrupt edges (the fade lengths were drawn all the same)
+                return wav
             envelope = np.ones(length)
             envelope[:fade_in] = np.minimum(envelope[:fade_in], np.linspace(0, 1, fade_in))
             envelope[-fade_out:] = np.minimum(envelope[-fade_out:], np.linspace(1, 0, fade_out))
@@ -229,7 +239,10 @@ class SynthEvents(torch.utils.data.Dataset):
         length = max(1, int(round(seconds * self.sample_rate)))
         span = max(1, int(round(length * rng.uniform(*self.event_fraction))))
         onset = int(rng.integers(0, length - span + 1))
-        event = self._event(self.labels[label], span, rng)
+        # a draw of its own, so that fade_prob=1 keeps every item as before the option existed
+        faded = self.fade_prob == 1.0 or np.random.default_rng(
+            [self.seed, self.code, int(index), 0xFADE]).uniform() < self.fade_prob
+        event = self._event(self.labels[label], span, rng, faded)
         event_rms = np.sqrt(np.mean(event**2)) + 1e-12
         event *= 10.0 ** (rng.uniform(*self.level_db) / 20.0) / event_rms
         wav = np.zeros(length)
