@@ -14,9 +14,11 @@ Default subtypes when saving: ``PCM_16`` for ``.wav`` and ``.flac`` (what most t
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -194,14 +196,71 @@ def stream(
             start += block_frames - overlap
 
 
+#: torchaudio's windowed-sinc kernel holds about ``new * (orig + 12 * orig / min(orig, new))``
+#: values for the gcd-reduced rates; above this many the rates are replaced by a nearby ratio
+MAX_KERNEL_VALUES = 2**22
+
+
+def _kernel_values(orig: int, new: int) -> int:
+    """Values of torchaudio's resampling kernel for gcd-reduced rates (lowpass width 6,
+    rolloff 0.99), in the larger of the two directions (so that a rate pair and its inverse
+    get the same ratio)."""
+    return max(b * (a + 2 * math.ceil(6 * a / (0.99 * min(a, b)))) for a, b in ((orig, new),
+                                                                              (new, orig)))
+
+
+def resample_ratio(orig_sr: int, new_sr: int) -> tuple[int, int]:
+    """The ``(orig, new)`` pair :func:`resample` hands torchaudio for ``orig_sr -> new_sr``.
+
+    The gcd-reduced rates themselves when their kernel is small (every common pair: 44100 ->
+    8000 is 441 -> 80). For odd rates (22051 Hz has no common factor with 8000) the kernel
+    would grow with the product of the rates (gigabytes); the closest ratio ``new / orig``
+    whose kernel has at most :data:`MAX_KERNEL_VALUES` values is used instead (a 22051 ->
+    8000 Hz file is resampled as 973 -> 353, 4e-7 off). The relative error of the ratio, a
+    timing drift of that many seconds per second and a pitch change of ``1731 * error``
+    cents, stays below 2.5e-4 (0.4 cent) for any rates, below 1e-4 for 8 and 16 kHz
+    targets and 1 kHz to 768 kHz sources; the separator's round trip (to the model's rate and
+    back) uses the inverse ratio, so it adds no drift.
+    """
+    divisor = math.gcd(int(orig_sr), int(new_sr))
+    orig, new = int(orig_sr) // divisor, int(new_sr) // divisor
+    if _kernel_values(orig, new) <= MAX_KERNEL_VALUES:
+        return orig, new
+    # the largest bound on the terms whose closest ratio still has a small kernel
+    ratio = Fraction(new, orig)
+    inverse = ratio > 1  # approximate orig / new instead: limit_denominator bounds the smaller term
+
+    def closest(limit: int) -> tuple[int, int]:
+        close = (1 / ratio if inverse else ratio).limit_denominator(limit)
+        terms = (close.numerator, close.denominator) if inverse else (close.denominator,
+                                                                       close.numerator)
+        return terms[0], max(terms[1], 1)
+
+    low, high = 1, max(orig, new)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _kernel_values(*closest(middle)) <= MAX_KERNEL_VALUES:
+            low = middle
+        else:
+            high = middle - 1
+    return closest(low)
+
+
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """Resample ``wav [..., time]`` from ``orig_sr`` to ``new_sr`` (torchaudio's sinc filter).
 
-    Returns ``wav`` itself when the rates are equal.
+    Memory and time are linear in the input for any pair of rates (see
+    :func:`resample_ratio`); the output has ``ceil(time * new_sr / orig_sr)`` samples. Returns
+    ``wav`` itself when the rates are equal.
     """
     if int(orig_sr) == int(new_sr):
         return wav
-    return taf.resample(wav, int(orig_sr), int(new_sr))
+    orig, new = resample_ratio(orig_sr, new_sr)
+    out = taf.resample(wav, orig, new)
+    length = math.ceil(wav.shape[-1] * int(new_sr) / int(orig_sr))
+    if out.shape[-1] < length:  # a nearby ratio may give a sample less or more
+        out = torch.nn.functional.pad(out, (0, length - out.shape[-1]))
+    return out[..., :length]
 
 
 def save(
