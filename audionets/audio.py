@@ -14,9 +14,11 @@ Default subtypes when saving: ``PCM_16`` for ``.wav`` and ``.flac`` (what most t
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -58,10 +60,19 @@ class AudioInfo:
 
 def _check_path(path: Path) -> None:
     """Raise AudioError when ``path`` is not a non-empty, readable regular file."""
-    if not path.exists():
-        raise AudioError(f"{path}: file does not exist; check the path")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise AudioError(f"{path}: symbolic link loop; fix or remove the link") from None
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise AudioError(f"{path}: file does not exist; check the path") from None
+        raise AudioError(f"{path}: cannot read it ({err.strerror}); check the path") from None
+    if stat.S_ISDIR(mode):
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"{path}: not a regular file (a pipe, device or socket); pass an audio "
+                         "file")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path}: no read permission; fix the file's permissions")
     if path.stat().st_size == 0:
@@ -72,9 +83,11 @@ def _open(path: Path) -> sf.SoundFile:
     """Open ``path`` for reading, turning every soundfile failure into AudioError."""
     _check_path(path)
     try:
-        handle = sf.SoundFile(str(path))
+        # the name as bytes: soundfile cannot encode a str name that is not valid UTF-8
+        handle = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        reason = str(err).replace(f"Error opening {str(path)!r}: ", "").strip()
+        reason = str(err).split(": ", 1)[-1].strip() if str(err).startswith("Error opening") \
+            else str(err).strip()
         raise AudioError(
             f"{path}: not a readable audio file (corrupt or unsupported format): {reason}"
         ) from None
@@ -111,19 +124,27 @@ def _check_finite(path: Path, data: np.ndarray, sample_rate: int, offset: int = 
         )
 
 
-def _read(path: Path, handle: sf.SoundFile, frames: int = -1) -> np.ndarray:
-    start = handle.tell()
-    try:
-        data = handle.read(frames, dtype="float32", always_2d=True)
+def _read(path: Path, handle: sf.SoundFile, start: int, frames: int = -1) -> np.ndarray:
+    """Read ``frames`` frames (all that are left for -1) at ``start``, the position the caller
+    has reached: asking the file for its position would seek, which GSM 6.10 and G.721 WAVs
+    cannot do."""
+    wanted = handle.frames - start if frames < 0 else min(frames, handle.frames - start)
+    try:  # a count, not -1: soundfile seeks to find the rest of a file
+        data = handle.read(wanted, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AudioError(f"{path}: truncated or corrupt audio data: {err}") from None
-    wanted = handle.frames - start if frames < 0 else min(frames, handle.frames - start)
     if data.shape[0] < wanted:
         raise AudioError(
             f"{path}: truncated file (read {start + data.shape[0]} of {handle.frames} frames); "
             "re-create or re-download it"
         )
     return data
+
+
+def _reads_whole(handle: sf.SoundFile) -> bool:
+    """Whether blocks of this file must be cut from one whole read: libsndfile's MP3 decoder
+    returns other samples when a file is read in blocks (up to 0.5 off at 22.05 kHz)."""
+    return str(handle.format) == "MP3"
 
 
 def info(path: PathLike) -> AudioInfo:
@@ -159,7 +180,7 @@ def load(
     path = Path(path)
     with _open(path) as handle:
         rate = int(handle.samplerate)
-        data = _read(path, handle)
+        data = _read(path, handle, 0)
     _check_finite(path, data, rate)
     wav = torch.from_numpy(np.ascontiguousarray(data.T))
     if mono:
@@ -176,24 +197,45 @@ def stream(
     """Yield consecutive blocks ``[channels, block_frames]`` of ``path`` without loading it all.
 
     Consecutive blocks share ``overlap`` frames; the last block may be shorter. Each block is
-    validated like :func:`load` (NaN/Inf samples raise AudioError with their time).
+    validated like :func:`load` (NaN/Inf samples raise AudioError with their time). The file
+    is read in order, never seeking (GSM 6.10 / G.721 WAVs cannot seek); an MP3 is read whole
+    first, because libsndfile decodes MP3 read in blocks differently (memory: 4 bytes per
+    sample), so that the blocks always equal the samples :func:`load` returns.
     """
     if block_frames <= 0 or not 0 <= overlap < block_frames:
         raise ValueError(f"need block_frames > 0 and 0 <= overlap < block_frames, "
                          f"got {block_frames}, {overlap}")
     path = Path(path)
+    hop = block_frames - overlap
     with _open(path) as handle:
         rate = int(handle.samplerate)
-        start = 0
-        while start < handle.frames:
-            handle.seek(start)
-            data = _read(path, handle, block_frames)
-            _check_finite(path, data, rate, offset=start)
-            block = torch.from_numpy(np.ascontiguousarray(data.T))
-            yield block.mean(dim=0, keepdim=True) if mono else block
-            if start + block_frames >= handle.frames:
+        if _reads_whole(handle):
+            whole = _read(path, handle, 0)
+            pieces = (whole[max(0, end - hop):end] if end > block_frames else whole[:end]
+                      for end in range(block_frames, len(whole) + hop, hop))
+        else:
+            pieces = _pieces(path, handle, block_frames, hop)
+        start, block = 0, None
+        for piece in pieces:  # the first block, then the new frames of each next one
+            if not len(piece):
                 break
-            start += block_frames - overlap
+            fresh = 0 if block is None else overlap
+            _check_finite(path, piece, rate, offset=start + fresh)
+            block = piece if block is None else np.concatenate([block[hop:], piece])
+            wav = torch.from_numpy(np.ascontiguousarray(block.T))
+            yield wav.mean(dim=0, keepdim=True) if mono else wav
+            if start + len(block) >= handle.frames:
+                break
+            start += hop
+
+
+def _pieces(path: Path, handle: sf.SoundFile, block_frames: int, hop: int) -> Iterator[np.ndarray]:
+    """The file read in order, without seeking: ``block_frames`` frames, then ``hop`` at a time."""
+    position, size = 0, block_frames
+    while position < handle.frames:
+        data = _read(path, handle, position, size)
+        yield data
+        position, size = position + len(data), hop
 
 
 #: torchaudio's windowed-sinc kernel holds about ``new * (orig + 12 * orig / min(orig, new))``
@@ -297,7 +339,7 @@ def save(
         data = np.clip(data, -1.0, 1.0)
     try:
         with atomic_write(path) as tmp:
-            sf.write(str(tmp), data, int(rate), subtype=subtype, format=fmt)
+            sf.write(os.fsencode(tmp), data, int(rate), subtype=subtype, format=fmt)
     except OSError as err:
         raise OutputError(f"{path}: cannot write: {err.strerror or err}") from None
     except sf.LibsndfileError as err:

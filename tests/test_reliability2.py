@@ -62,3 +62,95 @@ def test_odd_rate_resampling_memory_stays_small(tmp_path):
     assert done.returncode == 0, done.stderr
     grown_mb = int(done.stdout.split()[-1]) / 1024
     assert grown_mb < 500, f"resampling 0.5 s at 44101 Hz grew the process by {grown_mb:.0f} MB"
+
+
+# ------------------------------------------------------------- shared tiny model folders
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    from tests.test_cli_errors import LABELS, TINY_CNN, TINY_SEP, _save
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    return {"sep": _save(root / "sep", TINY_SEP, "separation"),
+            "clf": _save(root / "clf", TINY_CNN, "classification", LABELS)}
+
+
+def _cli(capsys, *argv: str) -> tuple[int, list[str], list[str]]:
+    from audionets.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+def _noise(seconds: float, rate: int = 8000) -> np.ndarray:
+    return (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def _blocks_joined(path: Path, block: int, overlap: int) -> torch.Tensor:
+    blocks = list(audio.stream(path, block, overlap=overlap))
+    assert all(b.shape[-1] == block for b in blocks[:-1])
+    return torch.cat([blocks[0]] + [b[:, overlap:] for b in blocks[1:]], dim=-1)
+
+
+# ------------------------------------------------- 8. / 14. formats that cannot seek, MP3
+
+
+@pytest.mark.parametrize("subtype", ["GSM610", "G721_32"])
+def test_unseekable_wavs_are_read_and_streamed(subtype, models, tmp_path, capsys):
+    path = tmp_path / f"{subtype}.wav"
+    sf.write(str(path), _noise(3.0), 8000, format="WAV", subtype=subtype)
+    whole, rate = audio.load(path)
+    assert rate == 8000 and whole.shape[-1] >= 3 * 8000 and whole.abs().max() > 0.01
+    for block, overlap in ((4000, 1000), (1000, 0), (100_000, 0)):
+        assert torch.equal(_blocks_joined(path, block, overlap), whole)
+    good = tmp_path / "good.wav"
+    sf.write(str(good), _noise(0.5), 8000)
+    code, out, err = _cli(capsys, "separate", path, good, "--model", models["sep"],
+                          "--chunk-seconds", "1", "--device", "cpu")
+    assert code == 0, err
+    assert len(out) == 4 and all(Path(p).is_file() for p in out)
+
+
+def test_low_rate_mp3_streamed_equals_a_whole_read(tmp_path):
+    path = tmp_path / "low.mp3"
+    sf.write(str(path), _noise(1.5, 22050), 22050, format="MP3")
+    whole, _ = audio.load(path)
+    for block, overlap in ((4000, 1000), (1000, 0), (1000, 999)):
+        assert torch.equal(_blocks_joined(path, block, overlap), whole)
+
+
+# ---------------------------------------------------------------------- 15. misdiagnoses
+
+
+def test_fifo_and_device_are_not_called_zero_byte_files(tmp_path):
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(audio.AudioError, match="not a regular file"):
+            audio.load(path)
+
+
+def test_symlink_loop_is_named_as_such(tmp_path):
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    with pytest.raises(audio.AudioError, match="symbolic link loop"):
+        audio.info(tmp_path / "a.wav")
+
+
+def test_valid_wav_with_a_non_utf8_name_is_read_and_separated(models, tmp_path):
+    folder = os.fsencode(tmp_path)
+    raw = os.path.join(folder, b"caf\xe9.wav")  # Latin-1 name, not valid UTF-8
+    sf.write(raw, _noise(0.5), 8000)
+    path = Path(os.fsdecode(raw))
+    wav, _ = audio.load(path)
+    assert wav.shape == (1, 4000)
+    done = subprocess.run([sys.executable, "-m", "audionets", "separate", raw, "--model",
+                           models["sep"], "--device", "cpu"], capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [os.path.join(folder, b"caf\xe9_s%d.wav" % k)
+                                        for k in (1, 2)]
+    assert sorted(os.listdir(folder)) == [b"caf\xe9.wav", b"caf\xe9_s1.wav", b"caf\xe9_s2.wav"]

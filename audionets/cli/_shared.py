@@ -4,6 +4,7 @@ the one-line error and warning reports."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -42,3 +43,14 @@ def warn(command: str, file: str, caught: list) -> None:
             text.startswith(str(file)) or text.startswith(str(Path(file)))
         ):
             print(f"audionets {command}: warning: {text}", file=sys.stderr)
+
+
+def print_line(text: str) -> None:
+    """Print ``text`` on stdout; a file name that is not valid UTF-8 (surrogate-escaped in
+    Python) is written as its original bytes instead of failing."""
+    try:
+        print(text, flush=True)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(os.fsencode(text) + b"\n")
+        sys.stdout.buffer.flush()

@@ -14,7 +14,7 @@ import json
 import sys
 import warnings
 
-from audionets.cli._shared import number, report, warn
+from audionets.cli._shared import number, print_line, report, warn
 
 HELP = "classify audio files with a trained classifier"
 
@@ -57,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
             predictions = [{"label": label, "probability": round(p, 6)} for label, p in top]
             print(json.dumps({"file": str(file), "predictions": predictions}), flush=True)
         else:
-            print(f"{file}\t" + " ".join(f"{label} ({p:.3f})" for label, p in top), flush=True)
+            print_line(f"{file}\t" + " ".join(f"{label} ({p:.3f})" for label, p in top))
     return 1 if failed else 0

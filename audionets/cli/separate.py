@@ -13,7 +13,7 @@ import argparse
 import sys
 import warnings
 
-from audionets.cli._shared import number, report, warn
+from audionets.cli._shared import number, print_line, report, warn
 
 HELP = "separate speech mixtures into one WAV file per speaker"
 
@@ -83,5 +83,5 @@ def run(args: argparse.Namespace) -> int:
             continue
         warn("separate", file, caught)
         for path in paths:
-            print(path, flush=True)
+            print_line(str(path))
     return 1 if failed else 0

@@ -299,7 +299,7 @@ def _open_writer(tmp: Path, rate: int):
     import soundfile as sf
 
     try:
-        return sf.SoundFile(str(tmp), "w", samplerate=rate, channels=1, format="WAV",
+        return sf.SoundFile(os.fsencode(tmp), "w", samplerate=rate, channels=1, format="WAV",
                             subtype="FLOAT")
     except (OSError, sf.SoundFileError) as err:
         raise OutputError(f"{tmp.parent}: cannot write the outputs: {err}") from None
