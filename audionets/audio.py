@@ -34,6 +34,10 @@ from audionets.utils import atomic_write
 
 PathLike = str | os.PathLike
 
+#: Sample rates (Hz) a model, a dataset or a written file may have: outside them a rate is a
+#: typo or an attack (99999999999 Hz would ask terabytes for a second of audio).
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
 #: Container format (soundfile name) for each file suffix :func:`save` accepts.
 FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 #: Subtype :func:`save` writes when none is given.

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from audionets import __version__
+from audionets.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from audionets.errors import AudionetsError, CheckpointError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -87,6 +88,15 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
                               "and model")
     if not isinstance(config["model"], dict) or "name" not in config["model"]:
         raise CheckpointError(f"{where}: config 'model' must be a mapping with a 'name'")
+    rate = config["sample_rate"]
+    if (isinstance(rate, bool) or not isinstance(rate, int)
+            or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+        raise CheckpointError(f"{where}: sample_rate {rate!r} is not a whole number of Hz from "
+                              f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}; fix it in config.yaml")
+    labels = config.get("labels")
+    if labels is not None and not (isinstance(labels, list)
+                                   and all(isinstance(x, str) for x in labels)):
+        raise CheckpointError(f"{where}: labels must be a list of class names; fix config.yaml")
     return config
 
 
@@ -110,14 +120,12 @@ def build_from_config(config: dict[str, Any], where: str) -> nn.Module:
     import audionets.models  # noqa: F401  (registers the models)
     from audionets.registry import MODELS
 
-    spec = dict(config["model"])
+    from audionets.models import build_model
+
     try:
-        return MODELS.build(spec.pop("name"), _where="model", **spec)
+        return build_model(config["model"])
     except AudionetsError as err:
         raise CheckpointError(f"{where}: cannot build the model: {err}") from None
-    except (TypeError, ValueError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{where}: cannot build the model: {first}") from None
 
 
 def migrate_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -131,12 +139,26 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -
 
     A model with a ``migrate_state_dict`` method first renames the weights of earlier versions.
     """
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{where}: the weights are not a mapping of names to tensors; "
+                              "pass weights that audionets wrote")
     state = migrate_state_dict(model, state)
     expected = model.state_dict()
     for key, value in expected.items():
         if key not in state:
             raise CheckpointError(f"{where}: weight {key!r} is missing; the weights do not match "
                                   "the model config")
+        if value.is_floating_point() and not state[key].is_floating_point():
+            raise CheckpointError(
+                f"{where}: weight {key!r} holds {str(state[key].dtype).replace('torch.', '')} "
+                "values where the model has real numbers; the weights are damaged or not "
+                "this model's"
+            )
+        if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
+            raise CheckpointError(f"{where}: weight {key!r} holds NaN or Inf values; the "
+                                  "training diverged or the file is damaged: use another "
+                                  "checkpoint")
         if tuple(state[key].shape) != tuple(value.shape):
             raise CheckpointError(
                 f"{where}: weight {key!r} has shape {tuple(state[key].shape)} but the model "
@@ -186,9 +208,12 @@ def _load_checkpoint_file(path: Path) -> tuple[nn.Module, ModelMeta]:
         raise CheckpointError(f"{path}: not an audionets training checkpoint (no model/config); "
                               "pass a checkpoint that audionets train wrote, or a model folder")
     config = check_config(state["config"], str(path))
+    labels = state.get("labels")
+    if labels is not None:
+        check_config({**config, "labels": labels}, f"{path} (its labels entry)")
     model = build_from_config(config, str(path))
     load_weights(model, state["model"], str(path))
-    return model, meta_from_config(config, str(path), state.get("labels"))
+    return model, meta_from_config(config, str(path), labels)
 
 
 def _load_experiment(folder: Path) -> tuple[nn.Module, ModelMeta]:

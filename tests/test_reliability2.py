@@ -154,3 +154,126 @@ def test_valid_wav_with_a_non_utf8_name_is_read_and_separated(models, tmp_path):
     assert done.stdout.splitlines() == [os.path.join(folder, b"caf\xe9_s%d.wav" % k)
                                         for k in (1, 2)]
     assert sorted(os.listdir(folder)) == [b"caf\xe9.wav", b"caf\xe9_s1.wav", b"caf\xe9_s2.wav"]
+
+
+# ------------------------------------------------------------ 2. / 10. damaged model folders
+
+
+def _model_folder(tmp_path: Path, name: str, kind: str = "sep", edit_config=None,
+                  edit_weights=None) -> Path:
+    """A tiny model folder whose config and/or weights were edited afterwards."""
+    import yaml
+    from safetensors.torch import load_file, save_file
+
+    from audionets import hub
+    from tests.test_cli_errors import LABELS, TINY_CNN, TINY_SEP, _save
+
+    torch.manual_seed(0)
+    folder = _save(tmp_path / name, TINY_SEP if kind == "sep" else TINY_CNN,
+                   "separation" if kind == "sep" else "classification",
+                   None if kind == "sep" else LABELS)
+    if edit_config is not None:
+        config = yaml.safe_load((folder / hub.CONFIG).read_text())
+        edit_config(config)
+        (folder / hub.CONFIG).write_text(yaml.safe_dump(config))
+    if edit_weights is not None:
+        state = load_file(str(folder / hub.WEIGHTS))
+        edit_weights(state)
+        save_file(state, str(folder / hub.WEIGHTS))
+    return folder
+
+
+def _first_weight(fn):
+    def edit(state):
+        key = sorted(k for k in state if state[k].is_floating_point())[0]
+        state[key] = fn(state[key])
+    return edit
+
+
+def _nan_weight(t):
+    t = t.clone()
+    t.view(-1)[0] = math.nan
+    return t
+
+
+@pytest.mark.parametrize("command", ["separate", "classify"])
+def test_nan_weights_are_refused_at_load_and_nothing_is_written(command, tmp_path, capsys):
+    kind = "sep" if command == "separate" else "clf"
+    folder = _model_folder(tmp_path, "nan", kind, edit_weights=_first_weight(_nan_weight))
+    wav = tmp_path / "mix.wav"
+    sf.write(str(wav), _noise(0.5), 8000)
+    code, out, err = _cli(capsys, command, wav, "--model", folder, "--json"
+                          if command == "classify" else "--overwrite")
+    assert code == 1 and out == []
+    assert len(err) == 1 and "NaN or Inf values" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.wav", "nan"]
+
+
+def test_nan_outputs_are_never_written_nor_returned(models, tmp_path):
+    from audionets import hub
+    from audionets.errors import CheckpointError
+    from audionets.inference import Classifier, Separator
+
+    sep_model, meta = hub.load_model(models["sep"])
+    clf_model, clf_meta = hub.load_model(models["clf"])
+    for model in (sep_model, clf_model):
+        with torch.no_grad():
+            next(model.parameters()).fill_(math.inf)
+    separator = Separator(sep_model, 8000)
+    wav = tmp_path / "mix.wav"
+    sf.write(str(wav), _noise(0.5), 8000)
+    with pytest.raises(CheckpointError, match="NaN or Inf outputs"):
+        separator.separate_file(wav, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.wav"]
+    classifier = Classifier(clf_model, 8000, clf_meta.labels)
+    with pytest.raises(CheckpointError, match="NaN or Inf outputs"):
+        classifier.classify_file(wav)
+
+
+BAD_FOLDERS = {
+    "rate_zero": ("sep", lambda c: c.update(sample_rate=0), None, "sample_rate 0"),
+    "rate_negative": ("sep", lambda c: c.update(sample_rate=-8000), None, "sample_rate -8000"),
+    "rate_nan": ("sep", lambda c: c.update(sample_rate=math.nan), None, "sample_rate nan"),
+    "rate_huge": ("sep", lambda c: c.update(sample_rate=99_999_999_999), None, "sample_rate 9"),
+    "rate_text": ("sep", lambda c: c.update(sample_rate="fast"), None, "sample_rate 'fast'"),
+    "negative_channels": ("sep", lambda c: c["model"].update(encoder_channels=-16), None,
+                          "cannot build"),
+    "huge_channels": ("sep", lambda c: c["model"].update(encoder_channels=10**11), None,
+                      "parameters"),
+    "labels_not_a_list": ("clf", lambda c: c.update(labels=7), None, "labels must be"),
+    "int_weights": ("sep", None, _first_weight(lambda t: t.round().to(torch.int64)),
+                    "int64 values"),
+    "bool_weights": ("sep", None, _first_weight(lambda t: t > 0), "bool values"),
+    "complex_weights": ("sep", None, _first_weight(lambda t: t.to(torch.complex64)),
+                        "complex64 values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FOLDERS))
+def test_damaged_model_folders_are_one_clear_error(case, tmp_path):
+    from audionets import hub
+    from audionets.errors import CheckpointError
+
+    kind, edit_config, edit_weights, match = BAD_FOLDERS[case]
+    folder = _model_folder(tmp_path, case, kind, edit_config, edit_weights)
+    with pytest.raises(CheckpointError, match=match) as caught:
+        hub.load_model(folder)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("entry", ["model_list", "int_weights", "labels_dict"])
+def test_checkpoint_entries_of_the_wrong_type_are_refused(entry, models, tmp_path):
+    from audionets import hub
+    from audionets.errors import CheckpointError
+
+    model, meta = hub.load_model(models["clf"])
+    state = {"model": model.state_dict(), "config": meta.config, "labels": meta.labels}
+    if entry == "model_list":
+        state["model"] = list(state["model"].values())
+    elif entry == "int_weights":
+        state["model"] = {k: v.to(torch.int32) for k, v in state["model"].items()}
+    else:
+        state["labels"] = {"a": 1}
+    torch.save(state, tmp_path / "run.pt")
+    with pytest.raises(CheckpointError, match="run.pt"):
+        hub.load_model(tmp_path / "run.pt")

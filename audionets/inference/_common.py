@@ -11,13 +11,24 @@ from audionets.errors import AudioError, CheckpointError
 
 
 def check_batch(wav: torch.Tensor, what: str) -> torch.Tensor:
-    """Check a ``[B, T]`` float batch of finite samples; returns it as float32."""
-    if not isinstance(wav, torch.Tensor) or wav.dim() != 2 or wav.shape[-1] == 0:
+    """Check a non-empty ``[B, T]`` float batch of finite samples; returns it as float32."""
+    if (not isinstance(wav, torch.Tensor) or wav.dim() != 2 or wav.shape[-1] == 0
+            or wav.shape[0] == 0):
         shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav).__name__
-        raise AudioError(f"{what}: expected a [batch, time] tensor with time > 0, got {shape}")
+        raise AudioError(f"{what}: expected a [batch, time] tensor with batch > 0 and time > 0, "
+                         f"got {shape}")
     if not torch.isfinite(wav).all():
         raise AudioError(f"{what}: contains NaN or Inf samples")
     return wav.float()
+
+
+def check_outputs(values: torch.Tensor, source: str | None) -> torch.Tensor:
+    """``values`` if all finite; else CheckpointError: NaN / Inf outputs are never returned
+    or written (a model given as a module may hold damaged weights or overflow)."""
+    if not torch.isfinite(values).all():
+        raise CheckpointError(f"{source or 'the model'}: the model produced NaN or Inf outputs; "
+                              "its weights are damaged or it diverged in training")
+    return values
 
 
 def load_checked(source, device: str, task: str):

@@ -23,6 +23,7 @@ from audionets import audio
 from audionets.errors import CheckpointError, ConfigError
 from audionets.inference._common import (
     check_batch,
+    check_outputs,
     is_exported_model,
     load_checked,
     progress_bar,
@@ -125,7 +126,7 @@ class Classifier:
             wav = torch.nn.functional.pad(wav, (0, self.min_samples - wav.shape[-1]))
         with torch.inference_mode():
             logits = self.model(wav.to(self.device))
-        return logits.float().softmax(dim=-1).cpu()
+        return check_outputs(logits.float().softmax(dim=-1).cpu(), self.source)
 
     def classify_file(self, path: str | os.PathLike, top_k: int = 5,
                       progress: bool | Callable[[int, int], None] = False

@@ -27,6 +27,7 @@ from audionets.errors import AudioError, ConfigError, OutputError
 from audionets.inference import chunking, outputs
 from audionets.inference._common import (
     check_batch,
+    check_outputs,
     is_exported_model,
     load_checked,
     progress_bar,
@@ -131,7 +132,7 @@ class Separator:
         length = mix.shape[-1]
         if est.shape[-1] != length:  # guard models that do not keep the length themselves
             est = torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
-        est = est.float().cpu()
+        est = check_outputs(est.float().cpu(), self.source)
         return fit_to_mixture(est, mix.float().cpu()) if self.rescale else est
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:

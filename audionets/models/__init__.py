@@ -1,10 +1,42 @@
 """Models, each in its own module and registered in :data:`audionets.registry.MODELS`."""
 
+import torch
+
+from audionets.errors import AudionetsError, ConfigError
 from audionets.models import autoencoder, classifiers, mlp, rnn, sepformer, sudormrf  # noqa: F401
 from audionets.registry import MODELS
 
 
+#: a model config asking for more parameters than this is a typo (1e11 channels would try to
+#: allocate terabytes); the largest shipped or recipe model has about 26 million
+MAX_PARAMETERS = 2_000_000_000
+
+
 def build_model(spec: dict):
-    """Build a model from its config ``{"name": ..., **kwargs}``."""
+    """Build a model from its config ``{"name": ..., **kwargs}``.
+
+    ConfigError (naming ``model``) when the sizes are negative or of a wrong type, or when the
+    model would have more than :data:`MAX_PARAMETERS` parameters: it is first built on the
+    ``meta`` device, which allocates nothing, and counted (a model whose construction computes
+    on data, such as a mel filterbank, cannot be built there and is only built for real).
+    """
     spec = dict(spec)
-    return MODELS.build(spec.pop("name"), _where="model", **spec)
+    name = spec.pop("name")
+    try:
+        with torch.device("meta"):
+            shell = MODELS.build(name, _where="model", **spec)
+        count = sum(p.numel() for p in shell.parameters())
+    except AudionetsError:
+        raise
+    except Exception:  # noqa: BLE001 - the real build below reports what is wrong
+        count = 0
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"model: {name!r} with these arguments has {count:.3g} parameters "
+                          f"(more than {MAX_PARAMETERS:.0e}); check the sizes in the model "
+                          "section")
+    try:
+        return MODELS.build(name, _where="model", **spec)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"model: cannot build {name!r} with these arguments ({first[:200]}); "
+                          "check the sizes in the model section") from None
