@@ -37,7 +37,9 @@ def resolve_device(device: "str | torch.device", local_rank: int = 0,
     try:
         resolved = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"{key}: unknown device {name!r}; use cpu, cuda or cuda:N") from None
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):  # meta, mps, xpu: not run here
+        raise ConfigError(f"{key}: unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"{key}: {name!r} requested but no CUDA GPU is available; use cpu")

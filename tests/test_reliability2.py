@@ -277,3 +277,50 @@ def test_checkpoint_entries_of_the_wrong_type_are_refused(entry, models, tmp_pat
     torch.save(state, tmp_path / "run.pt")
     with pytest.raises(CheckpointError, match="run.pt"):
         hub.load_model(tmp_path / "run.pt")
+
+
+# ----------------------------------------------------------- 11. / 16. CLI and API values
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--chunk-seconds", "inf"], "argument --chunk-seconds: inf is not a finite number"),
+    (["--chunk-seconds", "1e308"], "--chunk-seconds must be from 0.25 to 3600"),
+    (["--chunk-seconds", "0.0001"], "--chunk-seconds must be from 0.25 to 3600"),
+    (["--overlap-seconds", "inf"], "argument --overlap-seconds: inf is not a finite number"),
+    (["--overlap-seconds", "1e308"], "--overlap-seconds must be > 0"),
+    (["--device", "meta"], "unknown device 'meta'"),
+    (["--device", "mps"], "unknown device 'mps'"),
+    (["--device", "xpu"], "unknown device 'xpu'"),
+])
+def test_cli_values_out_of_bounds_are_one_error_before_any_work(argv, fragment, models, tmp_path,
+                                                              capsys):
+    wav = tmp_path / "mix.wav"
+    sf.write(str(wav), _noise(0.5), 8000)
+    try:
+        code, out, err = _cli(capsys, "separate", wav, "--model", models["sep"], *argv)
+        assert out == [] and len(err) == 1, err
+    except SystemExit as exit:  # argparse: usage line + one error line
+        code, err = exit.code, capsys.readouterr().err.splitlines()[-1]
+    assert code in (1, 2) and fragment in str(err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.wav"]
+
+
+def test_python_api_errors_are_audionets_errors(models, tmp_path):
+    from audionets.errors import AudioError, ConfigError, OutputError
+    from audionets.inference import Classifier, Separator
+
+    separator = Separator.from_pretrained(models["sep"])
+    classifier = Classifier.from_pretrained(models["clf"])
+    with pytest.raises(AudioError, match="batch > 0"):
+        separator.separate_batch(torch.zeros(0, 800))
+    with pytest.raises(AudioError, match="batch > 0"):
+        classifier.classify_batch(torch.zeros(0, 800))
+    with pytest.raises(ConfigError, match="chunk_seconds must be"):
+        separator.separate_long(torch.zeros(1, 800), chunk_seconds=math.inf)
+    wav = tmp_path / "mix.wav"
+    sf.write(str(wav), _noise(0.5), 8000)
+    with pytest.raises(ConfigError, match="top_k"):
+        classifier.classify_file(wav, top_k=0)
+    separator.separate_file(wav, progress=False)
+    with pytest.raises(OutputError, match="overwrite=True"):
+        separator.separate_file(wav, progress=False)

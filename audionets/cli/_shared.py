@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Callable
 
 
-def number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str], float]:
-    """argparse type: a ``kind`` (int or float) ``>= minimum`` (``> minimum`` if not inclusive)."""
+def number(kind: type, minimum: float, inclusive: bool = True,
+           maximum: float | None = None) -> Callable[[str], float]:
+    """argparse type: a finite ``kind`` (int or float) ``>= minimum`` (``> minimum`` if not
+    inclusive) and, when given, ``<= maximum``."""
     name = "an integer" if kind is int else "a number"
     relation = ">=" if inclusive else ">"
 
@@ -20,8 +22,12 @@ def number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str]
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
         if value < minimum or (not inclusive and value == minimum):
             raise argparse.ArgumentTypeError(f"{text} must be {relation} {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} must be <= {maximum:g}")
         return value
 
     return parse

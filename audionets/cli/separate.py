@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-seconds", type=number(float, 0, inclusive=False), default=10.0,
                         metavar="S",
                         help="longer inputs are separated in overlapping chunks of S seconds "
-                             "with bounded memory (default: 10)")
+                             "with bounded memory (0.25 to 3600; default: 10)")
     parser.add_argument("--overlap-seconds", type=number(float, 0, inclusive=False), default=1.0,
                         metavar="S",
                         help="overlap between chunks (longer ones are cut to half a chunk); the "
@@ -53,9 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from audionets.errors import AudionetsError
     from audionets.inference.outputs import check_distinct_inputs
-    from audionets.inference.separator import DEFAULT_SEPARATOR, Separator
+    from audionets.inference.separator import DEFAULT_SEPARATOR, Separator, check_chunking
     from audionets.utils import prepare_out_dir
 
+    check_chunking(args.chunk_seconds, args.overlap_seconds, "--chunk-seconds",
+                   "--overlap-seconds")
     check_distinct_inputs(args.files, args.out_dir)
     separator = Separator.from_pretrained(
         args.model or DEFAULT_SEPARATOR, device=args.device, quantize=args.quantize,

@@ -141,8 +141,8 @@ class Classifier:
         Raises :class:`~audionets.errors.AudioError` for unreadable, corrupt, truncated or
         NaN/Inf input.
         """
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1; got {top_k}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ConfigError(f"top_k must be a whole number of at least 1; got {top_k!r}")
         path = Path(path)
         meta = audio.info(path)
         rate, frames = meta.sample_rate, meta.num_frames

@@ -73,7 +73,8 @@ def plan_outputs(
         if target.is_dir():
             raise OutputError(f"{target}: output path is an existing folder; remove it first")
         if target.exists() and not overwrite:
-            raise OutputError(f"{target}: output exists; pass --overwrite to replace it")
+            raise OutputError(f"{target}: output exists; pass --overwrite (in Python: "
+                              "overwrite=True) to replace it")
     return targets
 
 

@@ -36,6 +36,9 @@ from audionets.utils import prepare_out_dir, resolve_device
 
 #: Shipped model used when no model is named.
 DEFAULT_SEPARATOR = "sepformer-synth-2spk"
+#: Chunk lengths (seconds) separate_file / separate_long accept: shorter chunks would take
+#: hours of per-chunk overhead (0.0001 s: 878 samples in 120 s), longer ones unbounded memory.
+MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS = 0.25, 3600.0
 
 
 class Separator:
@@ -168,12 +171,7 @@ class Separator:
             chunk_seconds = self.chunk_seconds
         if overlap_seconds is None:
             overlap_seconds = self.overlap_seconds
-        chunk_seconds, overlap_seconds = float(chunk_seconds), float(overlap_seconds)
-        if not chunk_seconds > 0 or not overlap_seconds > 0:
-            raise ConfigError(
-                f"chunk_seconds and overlap_seconds must be > 0 (the sources of consecutive "
-                f"chunks are matched over their overlap); got {chunk_seconds}, {overlap_seconds}"
-            )
+        chunk_seconds, overlap_seconds = check_chunking(chunk_seconds, overlap_seconds)
         chunk = max(1, round(chunk_seconds * rate))
         return chunk, min(max(1, round(overlap_seconds * rate)), chunk // 2)
 
@@ -286,6 +284,22 @@ def fit_to_mixture(estimates: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
     energy = est.pow(2).sum(-1, keepdim=True)  # [B, S, 1]
     gains = (est * mix.double().unsqueeze(1)).sum(-1, keepdim=True) / energy.clamp_min(1e-20)
     return (est * gains).to(estimates.dtype)
+
+
+def check_chunking(chunk_seconds: float, overlap_seconds: float, chunk_key: str = "chunk_seconds",
+                   overlap_key: str = "overlap_seconds") -> tuple[float, float]:
+    """Both as floats; ConfigError naming the key when the chunk is outside
+    [:data:`MIN_CHUNK_SECONDS`, :data:`MAX_CHUNK_SECONDS`] or the overlap not in (0, that max]."""
+    chunk_seconds, overlap_seconds = float(chunk_seconds), float(overlap_seconds)
+    if not MIN_CHUNK_SECONDS <= chunk_seconds <= MAX_CHUNK_SECONDS:
+        raise ConfigError(f"{chunk_key} must be from {MIN_CHUNK_SECONDS:g} to "
+                          f"{MAX_CHUNK_SECONDS:g}; got {chunk_seconds}")
+    if not 0 < overlap_seconds <= MAX_CHUNK_SECONDS:
+        raise ConfigError(
+            f"{overlap_key} must be > 0 (the sources of consecutive chunks are matched over "
+            f"their overlap) and at most {MAX_CHUNK_SECONDS:g}; got {overlap_seconds}"
+        )
+    return chunk_seconds, overlap_seconds
 
 
 def _check_channels(channels: str) -> bool:
