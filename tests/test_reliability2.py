@@ -324,3 +324,19 @@ def test_python_api_errors_are_audionets_errors(models, tmp_path):
     separator.separate_file(wav, progress=False)
     with pytest.raises(OutputError, match="overwrite=True"):
         separator.separate_file(wav, progress=False)
+
+
+# ------------------------------------------------------------------- 23. one device default
+
+
+@pytest.mark.parametrize("command", ["separate", "classify", "demo", "evaluate"])
+def test_every_command_defaults_to_device_auto_and_says_so(command, capsys):
+    from audionets.cli import build_parser
+
+    parser = build_parser()
+    needed = {"separate": ["x.wav"], "classify": ["x.wav"], "demo": [],
+              "evaluate": ["m", "--data", "synth_mix"]}[command]
+    assert parser.parse_args([command, *needed]).device == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "--help"])
+    assert "default: auto" in " ".join(capsys.readouterr().out.split())

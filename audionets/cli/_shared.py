@@ -1,5 +1,5 @@
-"""Helpers shared by the per-file commands (``separate``, ``classify``): argument types and
-the one-line error and warning reports."""
+"""Helpers shared by the commands: argument types, the ``--device`` option, the one-line error
+and warning reports of the per-file commands (``separate``, ``classify``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def number(kind: type, minimum: float, inclusive: bool = True,
         return value
 
     return parse
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, with the one default every command uses: auto."""
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU, else the "
+                             "CPU); default: auto")
 
 
 def report(command: str, file: str, err: Exception) -> None:

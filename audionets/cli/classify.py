@@ -14,7 +14,7 @@ import json
 import sys
 import warnings
 
-from audionets.cli._shared import number, print_line, report, warn
+from audionets.cli._shared import add_device_argument, number, print_line, report, warn
 
 HELP = "classify audio files with a trained classifier"
 
@@ -30,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="number of classes to print per file (default: 5)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per file (JSON Lines)")
-    parser.add_argument("--device", default="cpu", metavar="DEVICE",
-                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

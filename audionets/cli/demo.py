@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from audionets.cli._shared import add_device_argument
+
 HELP = "separate a two-talker mixture of held-out voices and plot the result"
 
 # data settings that describe one training run rather than the test distribution
@@ -35,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic", action="store_true",
                         help="a mixture of the built-in synthetic talkers (synth_mix test split) "
                              "instead of the shipped held-out speech")
-    parser.add_argument("--device", default="cpu", metavar="DEVICE",
-                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
+    add_device_argument(parser)
 
 
 def test_mixture(separator, index: int) -> dict:

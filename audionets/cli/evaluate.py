@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from audionets.cli._shared import number
+from audionets.cli._shared import add_device_argument, number
 
 HELP = "evaluate a model on a dataset split: per-file metrics CSV and a summary"
 
@@ -33,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="CSV", help="write per-file metrics to this CSV file")
     parser.add_argument("--json", metavar="JSON",
                         help="write the summary (with the model and data as given) to this file")
-    parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: auto")
+    add_device_argument(parser)
     parser.add_argument("--limit", type=number(int, 1), metavar="N",
                         help="evaluate only the first N files")
     parser.add_argument("--no-sdr", action="store_true",

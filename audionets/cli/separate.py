@@ -13,7 +13,7 @@ import argparse
 import sys
 import warnings
 
-from audionets.cli._shared import number, print_line, report, warn
+from audionets.cli._shared import add_device_argument, number, print_line, report, warn
 
 HELP = "separate speech mixtures into one WAV file per speaker"
 
@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overlap between chunks (longer ones are cut to half a chunk); the "
                              "sources of each chunk are matched to the previous chunk's over it "
                              "(default: 1)")
-    parser.add_argument("--device", default="cpu", metavar="DEVICE",
-                        help="cpu, cuda, cuda:N or auto (CUDA when there is a GPU); default: cpu")
+    add_device_argument(parser)
     parser.add_argument("--quantize", choices=["int8"], default=None,
                         help="dynamic int8 quantization of the linear layers (CPU only)")
     parser.add_argument("--raw-scale", action="store_true",
@@ -59,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     check_chunking(args.chunk_seconds, args.overlap_seconds, "--chunk-seconds",
                    "--overlap-seconds")
     check_distinct_inputs(args.files, args.out_dir)
+    device = "cpu" if args.quantize and args.device == "auto" else args.device  # int8: CPU only
     separator = Separator.from_pretrained(
-        args.model or DEFAULT_SEPARATOR, device=args.device, quantize=args.quantize,
+        args.model or DEFAULT_SEPARATOR, device=device, quantize=args.quantize,
         rescale=not args.raw_scale,
     )
     if args.out_dir is not None:  # one error for a bad --out-dir, not one per file
