@@ -340,3 +340,52 @@ def test_every_command_defaults_to_device_auto_and_says_so(command, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args([command, "--help"])
     assert "default: auto" in " ".join(capsys.readouterr().out.split())
+
+
+# ------------------------------------------------------- 18. / 19. what an install needs
+
+BLOCK = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError('blocked for this test: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_runtime_install_works_without_the_dev_extra(models, tmp_path):
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"])
+    assert "librosa" not in runtime
+    dev_only = ["librosa", "pytest", "hypothesis", "speechbrain", "mir_eval", "torchmetrics"]
+    wav = tmp_path / "mix.wav"
+    sf.write(str(wav), _noise(0.5), 8000)
+    code = BLOCK.format(blocked=set(dev_only)) + (
+        "from audionets.cli import main\n"
+        "import audionets.inference, audionets.training.trainer\n"
+        f"assert main(['separate', {str(wav)!r}, '--model', {str(models['sep'])!r}]) == 0\n"
+        f"assert main(['classify', {str(wav)!r}, '--model', {str(models['clf'])!r}]) == 0\n"
+        "assert not any(m.split('.')[0] in " + repr(set(dev_only)) + " for m in sys.modules)\n")
+    done = _python(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(done.stdout.splitlines()) == 3  # two sources, one classification
+
+
+def test_tensorboard_is_an_extra_and_a_log_line_says_when_it_is_off(tmp_path):
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert any(dep.startswith("tensorboard") for dep in extras["tensorboard"])
+    code = BLOCK.format(blocked={"tensorboard"}) + (
+        "import logging\n"
+        "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+        "from audionets.training.logging import MetricsLogger\n"
+        f"MetricsLogger({str(tmp_path)!r})\n")
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    assert "TensorBoard logging is off" in done.stderr
+    assert "audionets[tensorboard]" in done.stderr

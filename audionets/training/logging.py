@@ -3,18 +3,22 @@
 One row per epoch with ``epoch``, ``step``, ``lr``, ``seconds``, ``train_*``, ``valid_*`` columns.
 The CSV is rewritten atomically on every row, so a killed run never leaves a torn file, and a
 resumed run drops the rows of epochs its checkpoint does not include. TensorBoard event files go
-to ``experiment_dir/tensorboard`` when the ``tensorboard`` package is installed.
+to ``experiment_dir/tensorboard`` when the ``tensorboard`` package is installed (the
+``tensorboard`` extra); a log line says whether they are written.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 from audionets.utils import atomic_write
+
+log = logging.getLogger("audionets.train")
 
 CSV_NAME = "metrics.csv"
 PLOT_NAME = "curves.png"
@@ -45,10 +49,12 @@ class MetricsLogger:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                SummaryWriter = None  # noqa: N806
-            if SummaryWriter is not None:
+            except ImportError:  # torch's module needs the tensorboard package
+                log.info("TensorBoard logging is off: the tensorboard package is not installed "
+                         "(pip install 'audionets[tensorboard]' turns it on)")
+            else:
                 self._writer = SummaryWriter(log_dir=str(self.folder / "tensorboard"))
+                log.info("TensorBoard logs: %s", self.folder / "tensorboard")
 
     def log(self, row: dict[str, Any]) -> None:
         """Add one epoch row (numbers only) and rewrite ``metrics.csv``."""
