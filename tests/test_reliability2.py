@@ -389,3 +389,13 @@ def test_tensorboard_is_an_extra_and_a_log_line_says_when_it_is_off(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "TensorBoard logging is off" in done.stderr
     assert "audionets[tensorboard]" in done.stderr
+
+
+# ------------------------------------------------------------------- 17. the first hour
+
+
+def test_readme_activates_the_venv_before_the_first_bare_audionets_command():
+    readme = (ROOT / "README.md").read_text()
+    first_bare = readme.index("\naudionets ")
+    assert "source .venv/bin/activate" in readme[:first_bare]
+    assert "relative to" in readme[:first_bare]
