@@ -399,3 +399,30 @@ def test_readme_activates_the_venv_before_the_first_bare_audionets_command():
     first_bare = readme.index("\naudionets ")
     assert "source .venv/bin/activate" in readme[:first_bare]
     assert "relative to" in readme[:first_bare]
+
+
+# ------------------------------------------------------------- 4. SIGTERM cleans up too
+
+
+def test_sigterm_to_separate_leaves_no_partial_files(models, tmp_path):
+    import signal
+    import time
+
+    wav = tmp_path / "long.wav"
+    sf.write(str(wav), _noise(240.0), 8000)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
+    process = subprocess.Popen([sys.executable, "-m", "audionets", "separate", str(wav),
+                                "--model", str(models["sep"]), "--out-dir", str(out),
+                                "--chunk-seconds", "1", "--device", "cpu"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".partial") and p.stat().st_size > 100_000
+                  for p in (out.iterdir() if out.is_dir() else [])):
+        assert process.poll() is None and time.monotonic() < deadline, "never started writing"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert b"Traceback" not in err
+    assert list(out.iterdir()) == []

@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from audionets import __version__
 from audionets.errors import AudionetsError
@@ -59,10 +61,22 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     return args
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``with``/``finally`` cleans up (the hidden
+    ``.partial`` outputs of ``separate``) before the process exits with 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``audionets`` and ``python -m audionets``; returns the exit status."""
     parser = build_parser()
     args = parse_args(parser, argv)
+    if threading.current_thread() is threading.main_thread():
+        # train installs its own handler while it runs (a checkpoint, then a clean stop)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args._run(args) or 0)
     except AudionetsError as err:
@@ -70,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"audionets {args.command}: error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"audionets {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, Terminated)
+        print(f"audionets {args.command}: {'terminated' if terminated else 'interrupted'}",
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     except BrokenPipeError:  # e.g. `audionets classify *.wav | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
