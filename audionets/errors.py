@@ -22,5 +22,9 @@ class CheckpointError(AudionetsError):
     """A model folder or checkpoint is missing, unsafe, from elsewhere, or does not fit."""
 
 
+class TrainingError(AudionetsError):
+    """A training cannot go on: its loss or its weights became NaN or infinite."""
+
+
 class OutputError(AudionetsError):
     """An output path cannot be written, already exists, or would overwrite an input."""

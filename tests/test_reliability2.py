@@ -426,3 +426,62 @@ def test_sigterm_to_separate_leaves_no_partial_files(models, tmp_path):
     assert process.returncode == 128 + signal.SIGTERM, err
     assert b"Traceback" not in err
     assert list(out.iterdir()) == []
+
+
+# ------------------------------------------------------------------- 9. training values
+
+
+def _toy_config(tmp_path: Path, *overrides: str):
+    from audionets.training.config import load_config
+
+    return load_config(ROOT / "recipes" / "toy" / "config.yaml",
+                       [f"experiment_dir={tmp_path / 'exp'}", "trainer.device=cpu",
+                        "trainer.progress=false", "trainer.test=false", *overrides])
+
+
+@pytest.mark.parametrize("override, key", [
+    ("trainer.grad_clip=.nan", "trainer.grad_clip: must be a finite number"),
+    ("data.segment_seconds=.nan", "data.segment_seconds: must be a finite number"),
+    ("seed=123456789012345678901234567890", "seed: must be from 0"),
+    ("seed=-1", "seed: must be from 0"),
+    ("sample_rate=99999999999", "sample_rate: must be from"),
+])
+def test_bad_training_values_are_config_errors(override, key, tmp_path):
+    from audionets.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        _toy_config(tmp_path, override)
+
+
+def test_config_nested_thousands_deep_is_one_error(tmp_path):
+    from audionets.errors import ConfigError
+    from audionets.training.config import load_config
+
+    path = tmp_path / "deep.yaml"
+    path.write_text("task: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        _toy_config(tmp_path, "data.x=" + "[" * 5000 + "]" * 5000)
+
+
+def test_negative_channel_count_is_a_config_error(tmp_path):
+    from audionets.errors import ConfigError
+    from audionets.training.trainer import Trainer
+
+    config = _toy_config(tmp_path, "model.encoder_channels=-16")
+    with pytest.raises(ConfigError, match="model: cannot build"):
+        Trainer(config)
+
+
+def test_training_whose_loss_becomes_non_finite_stops_clearly(tmp_path):
+    from audionets.errors import TrainingError
+    from audionets.training.trainer import train
+
+    config = _toy_config(tmp_path, "optimizer.lr=1e30", "trainer.max_epochs=3")
+    with pytest.raises(TrainingError, match="training diverged at step"):
+        train(config)
+    last = tmp_path / "exp" / "checkpoints" / "last.pt"
+    if last.is_file():  # anything saved holds finite weights
+        state = torch.load(last, weights_only=True)
+        assert all(torch.isfinite(v).all() for v in state["model"].values())

@@ -63,6 +63,8 @@ def parse_yaml(text: str, where: str = "<string>") -> Any:
     except yaml.YAMLError as err:
         line = str(err).replace("\n", " ")
         raise ConfigError(f"{where}: invalid YAML ({line})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a config") from None
 
 
 @dataclass
@@ -293,7 +295,34 @@ def optimizer_config(values: dict[str, Any] | None) -> OptimizerConfig:
     return opt
 
 
+#: seeds are 64-bit generator states; the loaders add small offsets to them
+MAX_SEED = 2**63 - 1
+
+
+def _check_finite(value: Any, key: str) -> None:
+    """ConfigError naming ``key`` (dotted, with list indices) for a NaN or infinite number
+    anywhere in ``value``: no setting of a model, a dataset or the trainer means one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{key}[{index}]")
+
+
 def _validate(config: Config) -> None:
+    from audionets.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+    validate_optimizer(config.optimizer)  # first: its own messages for the optimizer's values
+    _check_finite(config.to_dict(), "")
+    rate = config.sample_rate
+    if rate is not None and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ConfigError(f"sample_rate: must be from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, "
+                          f"got {config.sample_rate}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ConfigError(f"seed: must be from 0 to 2**63 - 1, got {config.seed}")
     flat = {"task": config.task, "sample_rate": config.sample_rate}
     for section in _SECTIONS:
         for key, value in dataclasses.asdict(getattr(config, section)).items():
@@ -307,7 +336,6 @@ def _validate(config: Config) -> None:
     for key in _NON_NEGATIVE:
         if flat[key] is not None and flat[key] < 0:
             raise ConfigError(f"{key}: must be >= 0, got {flat[key]!r}")
-    validate_optimizer(config.optimizer)
     if not 0 < config.scheduler.factor < 1:
         raise ConfigError(f"scheduler.factor: must be in (0, 1), got {config.scheduler.factor!r}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.trainer.device):
@@ -382,11 +410,14 @@ def config_from_dict(raw: Any, overrides: list[str] | tuple[str, ...] = (),
     """Build and validate a :class:`Config` from a plain dict plus dotted overrides."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
-    tree = copy.deepcopy(raw)
-    for override in overrides:
-        apply_override(tree, override)
-    config = _build_dataclass(Config, tree, "")
-    _validate(config)
+    try:
+        tree = copy.deepcopy(raw)
+        for override in overrides:
+            apply_override(tree, override)
+        config = _build_dataclass(Config, tree, "")
+        _validate(config)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a config") from None
     return config
 
 

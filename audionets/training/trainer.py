@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from audionets import __version__
-from audionets.errors import CheckpointError, ConfigError, OutputError
+from audionets.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from audionets.registry import DATASETS, MODELS
 from audionets.training import distributed
 from audionets.training.checkpoints import (
@@ -56,6 +56,8 @@ PLOT_INTERVAL_S = 60.0
 COUNT = "_count"
 #: without a terminal for a progress bar, log a progress line at most this often
 LOG_INTERVAL_S = 60.0
+#: training stops (TrainingError) after this many consecutive batches with a NaN/Inf loss
+MAX_NON_FINITE_LOSSES = 5
 
 
 def load_registries() -> None:
@@ -390,6 +392,7 @@ class Trainer:
         self.batch_in_epoch = 0  # batches of the current epoch already trained
         self.step = 0  # optimizer steps
         self.partial_sums: dict[str, float] = {}  # train metric sums of an unfinished epoch
+        self._bad_losses = 0  # consecutive batches with a non-finite loss
         self.best = BestCheckpoints(self.ckpt_dir, config.trainer.keep_best, self.monitor_mode)
         if resume:
             self._load_last()
@@ -483,7 +486,20 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     # ----------------------------------------------------------------- checkpoints
+    def _diverged(self, what: str) -> None:
+        """Stop the run: TrainingError naming the step, what became non-finite and the last
+        checkpoint, which keeps the weights from before (nothing non-finite is saved)."""
+        last = self.ckpt_dir / LAST
+        kept = f"; {last} holds the last finite weights" if last.is_file() else ""
+        raise TrainingError(
+            f"{self.exp_dir}: training diverged at step {self.step + 1} (epoch "
+            f"{self.epoch + 1}): {what}; lower optimizer.lr, set trainer.grad_clip or check the "
+            f"data{kept}"
+        )
+
     def _state(self) -> dict[str, Any]:
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self._diverged("the weights hold NaN or Inf values")
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -565,6 +581,12 @@ class Trainer:
             with sync:
                 with self._autocast():
                     loss, metrics = self.task.step(self.train_model, batch)
+                # one bad batch skips its update (below); a loss that stays NaN/Inf means the
+                # weights are gone: stop instead of training on to NaN weights
+                self._bad_losses = 0 if torch.isfinite(loss) else self._bad_losses + 1
+                if self._bad_losses >= MAX_NON_FINITE_LOSSES:
+                    self._diverged(f"the loss was {loss.item()} for {self._bad_losses} batches "
+                                   "in a row")
                 self.scaler.scale(loss / trainer.accumulate).backward()
             _accumulate(sums, metrics)
             count += next(iter(metrics.values())).numel()
