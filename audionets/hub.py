@@ -27,7 +27,7 @@ from torch import nn
 
 from audionets import __version__
 from audionets.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-from audionets.errors import AudionetsError, CheckpointError
+from audionets.errors import AudionetsError, CheckpointError, OutputError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 WEIGHTS = "model.safetensors"
@@ -319,6 +319,7 @@ def save_pretrained(model: nn.Module, meta: ModelMeta, folder: str | Path) -> Pa
     ``audionets_version`` set from ``meta``; it must hold ``model`` (the dict rebuilding it).
     """
     import yaml
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     from audionets.utils import atomic_write, prepare_out_dir
@@ -331,8 +332,12 @@ def save_pretrained(model: nn.Module, meta: ModelMeta, folder: str | Path) -> Pa
     prepare_out_dir(folder)
     # clone: tensors sharing storage (tied weights) must be separate entries for safetensors
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_write(folder / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "audionets_version": __version__})
+    try:
+        with atomic_write(folder / WEIGHTS) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "audionets_version": __version__})
+    except SafetensorError as err:  # safetensors reports a full disk as its own error
+        raise OutputError(f"{folder / WEIGHTS}: cannot write ({str(err)[:120]}); free disk space "
+                          "or choose another folder") from None
     with atomic_write(folder / CONFIG) as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return folder

@@ -139,6 +139,10 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    except OSError as err:  # a full disk, a file size limit, a vanished folder
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({err.strerror or err}); free disk space or "
+                          "choose another folder") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -485,3 +485,29 @@ def test_training_whose_loss_becomes_non_finite_stops_clearly(tmp_path):
     if last.is_file():  # anything saved holds finite weights
         state = torch.load(last, weights_only=True)
         assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+# --------------------------------------------------------------------- 12. a full disk
+
+FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # writes past the limit fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+from audionets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_a_full_disk_is_one_error_line(command, models, tmp_path):
+    if command == "train":
+        argv = ["train", str(ROOT / "recipes/toy/config.yaml"), f"experiment_dir={tmp_path}/exp",
+                "trainer.device=cpu", "trainer.max_steps=1", "trainer.test=false"]
+    else:
+        argv = ["export", str(models["sep"]), str(tmp_path / "exported")]
+    done = _python(FULL_DISK, *argv)
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr and "cannot write" in last, done.stderr[-3000:]
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and ".tmp" in p.name]
+    assert leftovers == []

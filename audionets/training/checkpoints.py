@@ -21,16 +21,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from audionets.errors import CheckpointError
+from audionets.errors import CheckpointError, OutputError
 from audionets.utils import atomic_write
 
 LAST = "last.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically (a reader never sees a partial file)."""
+    """Write ``state`` to ``path`` atomically (a reader never sees a partial file);
+    OutputError when it cannot be written (a full disk)."""
     with atomic_write(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as err:  # torch.save's C++ writer reports a full disk this way
+            first = str(err).strip().splitlines()[0][:120] if str(err).strip() else "write error"
+            raise OutputError(f"{path}: cannot write ({first}); free disk space or choose "
+                              "another experiment_dir") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
