@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -101,6 +102,73 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
             f"{folder}: output folder is not writable ({err.strerror}); choose another folder"
         ) from None
     return folder
+
+
+LOCK_NAME = ".lock"
+_HELD_LOCKS: set[Path] = set()  # locks this process holds (a PID alone cannot tell)
+
+
+def _lock_holder(lock: Path) -> tuple[int, str] | None:
+    """``(pid, host)`` written in ``lock``; None when unreadable or garbled (a writer killed
+    between creating and filling it)."""
+    try:
+        pid, host = lock.read_text(encoding="utf-8").split(maxsplit=1)
+        return int(pid), host.strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _holder_alive(lock: Path, pid: int, host: str) -> bool:
+    if host != socket.gethostname():
+        return True  # cannot be checked from here: assume it runs
+    if pid == os.getpid():
+        return lock.resolve() in _HELD_LOCKS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, key: str = "experiment_dir") -> Iterator[Path]:
+    """Hold ``folder/.lock`` (``"PID HOST"``) for the block; the folder is created if needed.
+
+    A second holder gets an :class:`OutputError` naming the running process (``key`` is the
+    setting to change). A lock left by a process that is gone (killed) is taken over, with a
+    log line saying so.
+    """
+    import logging
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None and _holder_alive(lock, *holder):
+                raise OutputError(
+                    f"{folder}: in use by another run (PID {holder[0]} on {holder[1]}); wait for "
+                    f"it or set {key}= to another folder (if no run is there, delete {lock})"
+                ) from None
+            logging.getLogger("audionets").warning(
+                "%s: taking over the lock of a run that is gone (%s)", folder,
+                f"PID {holder[0]} on {holder[1]}" if holder else "empty lock file")
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+        break
+    _HELD_LOCKS.add(lock.resolve())
+    try:
+        yield lock
+    finally:
+        _HELD_LOCKS.discard(lock.resolve())
+        lock.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

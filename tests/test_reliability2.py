@@ -511,3 +511,29 @@ def test_a_full_disk_is_one_error_line(command, models, tmp_path):
     assert "Traceback" not in done.stderr and "cannot write" in last, done.stderr[-3000:]
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and ".tmp" in p.name]
     assert leftovers == []
+
+
+# ----------------------------------------------------- 3. one training per experiment folder
+
+
+def test_a_second_training_into_a_running_experiment_is_refused(tmp_path):
+    import socket
+
+    from audionets.errors import OutputError
+    from audionets.training.trainer import train
+
+    config = _toy_config(tmp_path, "trainer.max_steps=1")
+    (tmp_path / "exp").mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "exp" / ".lock").write_text(f"{other.pid} {socket.gethostname()}\n")
+        with pytest.raises(OutputError, match=f"in use by another run \\(PID {other.pid} on "):
+            train(config)
+        assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == [".lock"]
+    finally:
+        other.kill()
+        other.wait()
+    # the holder is gone: its lock is taken over, and released when the run ends
+    result = train(_toy_config(tmp_path, "trainer.max_steps=1"))
+    assert result.status == "max_steps"
+    assert not (tmp_path / "exp" / ".lock").exists()

@@ -46,7 +46,7 @@ from audionets.training.checkpoints import (
 from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerConfig, save_config
 from audionets.training.logging import MetricsLogger
 from audionets.training.tasks import Task, build_task, check_items
-from audionets.utils import atomic_write, check_out_dir, resolve_device
+from audionets.utils import atomic_write, check_out_dir, folder_lock, resolve_device
 
 log = logging.getLogger("audionets.train")
 
@@ -677,7 +677,18 @@ class Trainer:
         return real.double()
 
     def fit(self) -> FitResult:
-        """Train to ``max_epochs``/``max_steps`` (or a stop signal) and test; see the module doc."""
+        """Train to ``max_epochs``/``max_steps`` (or a stop signal) and test; see the module doc.
+
+        The experiment folder is locked meanwhile (:func:`audionets.utils.folder_lock`): a
+        second run into it is refused, naming the process that holds it.
+        """
+        if not self.dist.is_main:
+            return self._fit()
+        with folder_lock(self.exp_dir):
+            self._check_experiment_dir()  # again: another run may have finished meanwhile
+            return self._fit()
+
+    def _fit(self) -> FitResult:
         config, trainer = self.config, self.config.trainer
         if self.dist.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
