@@ -50,6 +50,18 @@ _SHORT_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", r
 _STREAMED_SIZES = {0, 0xFFFFFFFF, 0xFFFFFFFF - 8}  # placeholders of writers that stream
 
 
+def check_sample_rate(rate: object, key: str) -> int:
+    """``rate`` as an int; ConfigError naming ``key`` unless it is a whole number of Hz from
+    :data:`MIN_SAMPLE_RATE` to :data:`MAX_SAMPLE_RATE`."""
+    from audionets.errors import ConfigError
+
+    if isinstance(rate, bool) or not isinstance(rate, int) or not (
+            MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+        raise ConfigError(f"{key}: must be a whole number of Hz from {MIN_SAMPLE_RATE} to "
+                          f"{MAX_SAMPLE_RATE}, got {rate!r}")
+    return rate
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What :func:`info` reports about a file without reading its samples."""

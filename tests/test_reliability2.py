@@ -537,3 +537,23 @@ def test_a_second_training_into_a_running_experiment_is_refused(tmp_path):
     result = train(_toy_config(tmp_path, "trainer.max_steps=1"))
     assert result.status == "max_steps"
     assert not (tmp_path / "exp" / ".lock").exists()
+
+
+# ------------------------------------------------------------ 13. write-dataset values
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["write-dataset", "--dataset", "synth_mix", "--segment-seconds", ".nan"],
+     "--segment-seconds: must be a positive number"),
+    (["write-dataset", "--dataset", "synth_mix", "--set", "num_speakers=abc"],
+     "dataset arguments of synth_mix"),
+    (["write-dataset", "--dataset", "synth_mix", "--sample-rate", "99999999999"],
+     "--sample-rate: must be a whole number of Hz"),
+    (["prepare-tts-mix", "--sample-rate", "1"], "sample_rate: need an integer in [4000, 48000]"),
+])
+def test_dataset_writers_refuse_bad_values_before_writing(argv, fragment, tmp_path, capsys):
+    out = tmp_path / "out"
+    where = ["--out", out] if argv[0] == "write-dataset" else [out]
+    code, stdout, err = _cli(capsys, *argv, *where)
+    assert code == 1 and len(err) == 1 and fragment in err[0], err
+    assert not out.exists() or list(out.rglob("*")) == []

@@ -47,7 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
+
     import audionets.data  # noqa: F401  (registers the datasets)
+    from audionets.audio import check_sample_rate
     from audionets.data.manifest import write_dataset
     from audionets.errors import ConfigError
     from audionets.registry import DATASETS
@@ -56,9 +59,14 @@ def run(args: argparse.Namespace) -> int:
     if args.num_examples is not None:
         kwargs["num_examples"] = args.num_examples
     if args.sample_rate is not None:
-        kwargs["sample_rate"] = args.sample_rate
+        kwargs["sample_rate"] = check_sample_rate(args.sample_rate, "--sample-rate")
     if args.segment_seconds is not _DEFAULT:
-        kwargs["segment_seconds"] = args.segment_seconds
+        seconds = args.segment_seconds
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(
+                seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0):
+            raise ConfigError(f"--segment-seconds: must be a positive number of seconds or null, "
+                              f"got {seconds!r}")
+        kwargs["segment_seconds"] = seconds
     for pair in args.set:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -67,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
             kwargs[key] = _yaml_value(value)
         except argparse.ArgumentTypeError as err:
             raise ConfigError(f"--set {pair!r}: {err}; e.g. --set gain_db_range=[0,5]") from None
-    dataset = DATASETS.build(args.dataset, _where="data", **kwargs)
+    try:
+        dataset = DATASETS.build(args.dataset, _where="data", **kwargs)
+    except (TypeError, ValueError) as err:  # e.g. --set num_speakers=abc
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"--set / dataset arguments of {args.dataset}: {first}; check their "
+                          "types") from None
     path = write_dataset(dataset, args.out, args.split, overwrite=args.overwrite)
     print(f"wrote {len(dataset)} examples and {path}")
     return 0
