@@ -557,3 +557,11 @@ def test_dataset_writers_refuse_bad_values_before_writing(argv, fragment, tmp_pa
     code, stdout, err = _cli(capsys, *argv, *where)
     assert code == 1 and len(err) == 1 and fragment in err[0], err
     assert not out.exists() or list(out.rglob("*")) == []
+
+
+def test_main_gives_the_sigterm_handler_back(models, tmp_path, capsys):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    _cli(capsys, "classify", tmp_path / "missing.wav", "--model", models["clf"])
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -74,9 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``audionets`` and ``python -m audionets``; returns the exit status."""
     parser = build_parser()
     args = parse_args(parser, argv)
+    previous = None
     if threading.current_thread() is threading.main_thread():
         # train installs its own handler while it runs (a checkpoint, then a clean stop)
-        signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:  # main() called from Python: give the handler back
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``args._run(args)`` with the CLI's error reporting (see the module docstring)."""
     try:
         return int(args._run(args) or 0)
     except AudionetsError as err:
