@@ -279,9 +279,14 @@ def _download(repo_id: str) -> Path:
 
 def resolve_source(source: str | Path) -> Path:
     """The local path ``source`` refers to (downloading a hub id if needed)."""
+    from audionets.utils import is_link_loop
+
     path = Path(source).expanduser()
     if path.exists():
         return path
+    if is_link_loop(path):
+        raise CheckpointError(f"{path}: symbolic link loop; fix the link or pass the model's "
+                              "real path")
     text = str(source)
     if text.startswith(HF_PREFIX) and _HUB_ID.match(text[len(HF_PREFIX):]):
         return _download(text[len(HF_PREFIX):])

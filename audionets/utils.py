@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import tempfile
@@ -61,6 +62,24 @@ def read_text(path: str | os.PathLike, error: type[Exception], hint: str) -> str
     raise error(f"{path}: {problem}; {hint}")
 
 
+def real_path(path: str | os.PathLike) -> Path:
+    """``Path(path).resolve()``, or the absolute path when a symbolic link loop stops the
+    resolution (Python raises RuntimeError there): for comparing paths, never failing."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):
+        return Path(path).absolute()
+
+
+def is_link_loop(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (or a folder on the way to it) is a symbolic link loop."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
     """Check, creating nothing, that ``out_dir`` is a writable folder or can be made one.
 
@@ -69,6 +88,8 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     the nearest existing folder is not writable.
     """
     folder = Path(out_dir)
+    if is_link_loop(folder):
+        raise OutputError(f"{folder}: symbolic link loop; fix the link or choose another folder")
     nearest = folder.absolute()
     while not nearest.exists():
         nearest = nearest.parent

@@ -565,3 +565,41 @@ def test_main_gives_the_sigterm_handler_back(models, tmp_path, capsys):
     before = signal.getsignal(signal.SIGTERM)
     _cli(capsys, "classify", tmp_path / "missing.wav", "--model", models["clf"])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ------------------------------------------------------------------ 7. symbolic link loops
+
+
+def _loop(path: Path) -> Path:
+    partner = path.with_name(path.name + ".partner")
+    path.symlink_to(partner)
+    partner.symlink_to(path)
+    return path
+
+
+def test_symlink_loop_as_an_input_is_one_error_and_the_others_go_on(models, tmp_path, capsys):
+    loop = _loop(tmp_path / "loop.wav")
+    good = tmp_path / "good.wav"
+    sf.write(str(good), _noise(0.5), 8000)
+    code, out, err = _cli(capsys, "separate", loop, good, "--model", models["sep"])
+    assert code == 1 and len(out) == 2 and all(Path(p).is_file() for p in out)
+    assert len(err) == 1 and "symbolic link loop" in err[0], err
+
+
+@pytest.mark.parametrize("where", ["out_dir", "export_target", "export_source",
+                                   "experiment_dir"])
+def test_symlink_loop_as_an_output_or_model_is_one_error(where, models, tmp_path, capsys):
+    loop = _loop(tmp_path / "loop")
+    wav = tmp_path / "mix.wav"
+    sf.write(str(wav), _noise(0.5), 8000)
+    argv = {
+        "out_dir": ["separate", wav, "--model", models["sep"], "--out-dir", loop],
+        "export_target": ["export", models["sep"], loop],
+        "export_source": ["export", loop, tmp_path / "exported"],
+        "experiment_dir": ["train", ROOT / "recipes/toy/config.yaml", f"experiment_dir={loop}",
+                           "trainer.device=cpu"],
+    }[where]
+    code, out, err = _cli(capsys, *argv)
+    assert code == 1 and out == []
+    assert len(err) == 1 and "symbolic link loop" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop", "loop.partner", "mix.wav"]

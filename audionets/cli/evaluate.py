@@ -45,7 +45,7 @@ def _outputs(args: argparse.Namespace):
     from pathlib import Path
 
     from audionets.errors import OutputError
-    from audionets.utils import check_out_dir
+    from audionets.utils import check_out_dir, real_path
 
     paths = {}
     if args.out:
@@ -63,7 +63,7 @@ def _outputs(args: argparse.Namespace):
         check_out_dir(path.parent)  # writable, before hours of evaluation
         if path.exists() and not args.overwrite:
             raise OutputError(f"{path}: already exists; pass --overwrite or choose another name")
-    if "csv" in paths and "json" in paths and paths["csv"].resolve() == paths["json"].resolve():
+    if "csv" in paths and "json" in paths and real_path(paths["csv"]) == real_path(paths["json"]):
         raise OutputError(f"{args.json}: --out and --json name the same file; give two names")
     return paths
 

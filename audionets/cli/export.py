@@ -38,13 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from audionets import hub
     from audionets.errors import ConfigError, OutputError
     from audionets.export import GRAPH_FILES, export_model
-    from audionets.utils import check_out_dir
+    from audionets.utils import check_out_dir, real_path
 
     if args.precision != "float32" and args.format != "onnx":
         raise ConfigError("--precision int8 is for --format onnx")
     out = Path(args.out_dir)
     check_out_dir(out)
-    if Path(args.experiment).resolve() == out.resolve():
+    if real_path(args.experiment) == real_path(out):
         raise OutputError(f"{out}: is the input; choose another output folder")
     if (out / "checkpoints").is_dir():
         raise OutputError(f"{out}: is an experiment folder (it has checkpoints/); export to a "

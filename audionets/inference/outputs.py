@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from audionets.errors import OutputError
-from audionets.utils import current_umask
+from audionets.utils import current_umask, real_path
 
 
 def separation_names(stem: str, num_sources: int, num_channels: int | None = None) -> list[str]:
@@ -38,7 +38,7 @@ def separation_names(stem: str, num_sources: int, num_channels: int | None = Non
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
+    if real_path(a) == real_path(b):
         return True
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -63,7 +63,7 @@ def plan_outputs(
     source = Path(input_path)
     keep = [source, *(Path(p) for p in protected)]
     targets = [Path(out_dir) / name for name in names]
-    if len({t.resolve() for t in targets}) != len(targets):
+    if len({real_path(t) for t in targets}) != len(targets):
         raise OutputError(f"{source}: output names collide: {', '.join(names)}")
     for target in targets:
         if any(_same_file(target, p) for p in keep):
@@ -91,7 +91,7 @@ def check_distinct_inputs(
     for file in files:
         path = Path(file)
         folder = Path(out_dir) if out_dir is not None else path.parent
-        key = (folder.resolve(), path.stem)
+        key = (real_path(folder), path.stem)
         first = seen.setdefault(key, path)
         if first is path:
             continue
