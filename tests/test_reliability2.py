@@ -603,3 +603,27 @@ def test_symlink_loop_as_an_output_or_model_is_one_error(where, models, tmp_path
     assert code == 1 and out == []
     assert len(err) == 1 and "symbolic link loop" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loop", "loop.partner", "mix.wav"]
+
+
+# ------------------------------------------------- 5. evaluate never overwrites its inputs
+
+
+@pytest.mark.parametrize("target", ["manifest", "mixture", "model_config"])
+def test_evaluate_outputs_are_never_its_inputs_even_with_overwrite(target, models, tmp_path,
+                                                                  capsys):
+    import hashlib
+
+    data = tmp_path / "ds"
+    code, _, err = _cli(capsys, "write-dataset", "--dataset", "synth_mix", "--out", data,
+                        "--num-examples", "2", "--sample-rate", "8000", "--segment-seconds", "0.5")
+    assert code == 0, err
+    path = {"manifest": data / "test.csv",
+            "mixture": next((data / "test" / "mix").glob("*.wav")),
+            "model_config": models["sep"] / "config.yaml"}[target]
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    option = "--json" if target == "mixture" else "--out"
+    code, out, err = _cli(capsys, "evaluate", models["sep"], "--data", "manifest_separation",
+                          f"data.root={data}", option, path, "--overwrite", "--device", "cpu",
+                          "--no-sdr")
+    assert code == 1 and len(err) == 1 and "is an input of this evaluation" in err[0], err
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before

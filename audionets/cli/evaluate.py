@@ -68,6 +68,22 @@ def _outputs(args: argparse.Namespace):
     return paths
 
 
+def _refuse_inputs(paths: dict, inputs: list) -> None:
+    """OutputError for an output that is an input (the --data config, the model file) or an
+    existing file inside an input folder (a data root, the model folder), --overwrite or not:
+    ``--out DS/test.csv`` would replace the dataset's manifest."""
+    from audionets.errors import OutputError
+    from audionets.utils import real_path
+
+    for path in paths.values():
+        target = real_path(path)
+        for source in inputs:
+            where = real_path(source)
+            if target == where or (path.exists() and target.is_relative_to(where)):
+                raise OutputError(f"{path}: is an input of this evaluation (in {source}); "
+                                  "choose an output outside the data and the model")
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     import sys
@@ -77,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from audionets.nn.prepack import prepack_linear_layers
     from audionets.training.evaluate import (
         build_eval_dataset,
+        eval_inputs,
         evaluate,
         format_summary,
         write_confusion,
@@ -89,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     device = resolve_device(args.device, key="--device")
     model, meta = hub.load_model(args.model, device=device)
+    _refuse_inputs(paths, eval_inputs(args.data, args.overrides, meta.source))
     prepack_linear_layers(model)  # as Separator.from_pretrained: on CPU, faster linear layers
     dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.sample_rate)
     result = evaluate(model, meta.task, dataset, device=device, labels=meta.labels,

@@ -179,18 +179,13 @@ def evaluate(model: nn.Module, task: str, dataset: Any, device: str | torch.devi
     return result
 
 
-def build_eval_dataset(spec: str, overrides: list[str], split: str, sample_rate: int) -> Any:
-    """The ``split`` of the data ``spec`` names: a recipe config (its ``data`` section) or a
-    dataset name, with ``data.key=value`` overrides; ``sample_rate`` is the model's rate."""
+def eval_data_section(spec: str, overrides: list[str]) -> dict[str, Any]:
+    """The ``data`` section ``spec`` names: a recipe config's, or ``{"name": spec}`` for a
+    dataset name, with ``data.key=value`` overrides applied; its roots are checked."""
     from audionets.errors import ConfigError
     from audionets.registry import DATASETS
-    from audionets.training.config import (
-        apply_override,
-        check_data_roots,
-        load_config,
-        split_data_kwargs,
-    )
-    from audionets.training.trainer import _accepts, load_registries
+    from audionets.training.config import apply_override, check_data_roots, load_config
+    from audionets.training.trainer import load_registries
 
     load_registries()
     if Path(spec).is_file():
@@ -207,6 +202,18 @@ def build_eval_dataset(spec: str, overrides: list[str], split: str, sample_rate:
     else:
         raise ConfigError(f"--data {spec}: neither a config file nor a dataset name; datasets: "
                           f"{', '.join(DATASETS.names())}")
+    return data
+
+
+def build_eval_dataset(spec: str, overrides: list[str], split: str, sample_rate: int) -> Any:
+    """The ``split`` of the data ``spec`` names (see :func:`eval_data_section`); ``sample_rate``
+    is the model's rate."""
+    from audionets.errors import ConfigError
+    from audionets.registry import DATASETS
+    from audionets.training.config import split_data_kwargs
+    from audionets.training.trainer import _accepts
+
+    data = eval_data_section(spec, overrides)
     kwargs = split_data_kwargs(data, split)
     ctor = DATASETS.get(data["name"])
     if kwargs.get("sample_rate") not in (None, sample_rate):
@@ -216,6 +223,18 @@ def build_eval_dataset(spec: str, overrides: list[str], split: str, sample_rate:
     if _accepts(ctor, "sample_rate"):
         kwargs["sample_rate"] = sample_rate
     return DATASETS.build(data["name"], _where="data", split=split, **kwargs)
+
+
+def eval_inputs(spec: str, overrides: list[str], model_source: str) -> list[Path]:
+    """What an evaluation reads: the ``--data`` config file, every data root (``data.root``,
+    ``data.<split>.root``) and the model's file or folder."""
+    from audionets.training.config import SPLITS
+
+    data = eval_data_section(spec, overrides)
+    roots = [data.get("root")] + [(data.get(split) or {}).get("root") for split in SPLITS]
+    found = [Path(spec)] if Path(spec).is_file() else []
+    found += [Path(str(root)).expanduser() for root in roots if root is not None]
+    return found + [Path(model_source)]
 
 
 def format_summary(result: EvalResult) -> str:
