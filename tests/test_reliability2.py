@@ -627,3 +627,67 @@ def test_evaluate_outputs_are_never_its_inputs_even_with_overwrite(target, model
                           "--no-sdr")
     assert code == 1 and len(err) == 1 and "is an input of this evaluation" in err[0], err
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+# ---------------------------------------------- 6. metrics history as exact as the weights
+
+
+def _history(folder: Path) -> tuple[list[dict], list[str]]:
+    from audionets.training.logging import read_metrics
+
+    rows = read_metrics(folder / "metrics.csv")
+    for row in rows:
+        row.pop("seconds")
+    return rows, sorted(p.name for p in (folder / "checkpoints").glob("best-*.pt"))
+
+
+def test_resume_after_sigterm_at_the_last_step_validates_it(tmp_path, monkeypatch):
+    import signal
+
+    from audionets.training import trainer as trainer_module
+
+    common = ("trainer.max_steps=3", "model.dropout=0.0")  # 4 batches an epoch: stops mid-epoch
+    straight = trainer_module.train(_toy_config(tmp_path / "a", *common))
+    assert straight.status == "max_steps"
+    step = trainer_module.Trainer._optimizer_step
+
+    def signalled(self):
+        step(self)
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_optimizer_step", signalled)
+    stopped = trainer_module.train(_toy_config(tmp_path / "b", *common))
+    assert stopped.status == "interrupted" and stopped.step == 3
+    monkeypatch.setattr(trainer_module.Trainer, "_optimizer_step", step)
+    resumed = trainer_module.train(_toy_config(tmp_path / "b", *common), resume=True)
+    assert resumed.status == "max_steps"
+    rows, best = _history(tmp_path / "a" / "exp")
+    assert rows and rows[-1]["epoch"] == 0.75
+    assert _history(tmp_path / "b" / "exp") == (rows, best)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_kill_around_the_metrics_row_loses_no_row(when, tmp_path, monkeypatch):
+    from audionets.training import logging as metrics_logging
+    from audionets.training import trainer as trainer_module
+
+    common = ("trainer.max_epochs=3", "model.dropout=0.0")
+    trainer_module.train(_toy_config(tmp_path / "a", *common))
+    write = metrics_logging.MetricsLogger._write_csv
+
+    def killed(self):  # the process dies while logging epoch 2's row
+        if len(self.rows) == 2 and when == "before":
+            raise SystemExit(137)
+        write(self)
+        if len(self.rows) == 2 and when == "after":
+            raise SystemExit(137)
+
+    monkeypatch.setattr(metrics_logging.MetricsLogger, "_write_csv", killed)
+    with pytest.raises(SystemExit):
+        trainer_module.train(_toy_config(tmp_path / "b", *common))
+    monkeypatch.setattr(metrics_logging.MetricsLogger, "_write_csv", write)
+    trainer_module.train(_toy_config(tmp_path / "b", *common), resume=True)
+    rows, best = _history(tmp_path / "a" / "exp")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert _history(tmp_path / "b" / "exp") == (rows, best)

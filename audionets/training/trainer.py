@@ -393,6 +393,7 @@ class Trainer:
         self.step = 0  # optimizer steps
         self.partial_sums: dict[str, float] = {}  # train metric sums of an unfinished epoch
         self._bad_losses = 0  # consecutive batches with a non-finite loss
+        self.validated = True  # the current position's metrics row and checkpoints are written
         self.best = BestCheckpoints(self.ckpt_dir, config.trainer.keep_best, self.monitor_mode)
         if resume:
             self._load_last()
@@ -509,6 +510,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "step": self.step,
             "train_partial": self.partial_sums,
+            "validated": self.validated,
             "rng": capture_rng(),
             "config": self.config.to_dict(),
             "labels": self.config.labels,
@@ -538,6 +540,7 @@ class Trainer:
             self.epoch, self.step = int(state["epoch"]), int(state["step"])
             self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
             self.partial_sums = {k: float(v) for k, v in (state.get("train_partial") or {}).items()}
+            self.validated = bool(state.get("validated", True))
         except (KeyError, RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise CheckpointError(f"{path}: does not fit this config ({first[:200]}); resume with "
@@ -593,6 +596,7 @@ class Trainer:
             items += Task.batch_size(batch)
             if update:
                 self._optimizer_step()
+                self.validated = False
             rate = items / max(time.perf_counter() - start, 1e-9)
             if bar is not None:
                 bar.update(1)
@@ -707,6 +711,10 @@ class Trainer:
         with stop:
             if trainer.max_steps is not None and self.step >= trainer.max_steps:
                 status = "max_steps"
+                if not self.validated:  # stopped by a signal at its last step: validate it now
+                    stopped = self._validate_last_position(stop)
+                    if stopped is not None:
+                        return stopped
             while status == "completed" and self.epoch < self.max_epochs:
                 started = time.perf_counter()
                 train_metrics, reason, finished = self._train_epoch(stop)
@@ -737,6 +745,23 @@ class Trainer:
             result.test_metrics = self._test()
         return self._finish(result)
 
+    def _validate_last_position(self, stop: _StopRequest) -> FitResult | None:
+        """Validate, log and checkpoint the position a run reached at ``max_steps`` when a
+        signal stopped it before its validation, as the run would have done uninterrupted.
+        Returns the interrupted result when a signal stops this validation too."""
+        valid = self.evaluate_split("valid", stop=stop)
+        if valid is None:
+            path = self._save_last()
+            return self._finish(FitResult("interrupted", self.epoch, self.step, self.exp_dir,
+                                          path, self.best.best_path(), signum=stop.signum))
+        train_metrics = _means(self.partial_sums, "train_")
+        finished = self.batch_in_epoch >= self._num_batches("train")
+        if finished:
+            self.batch_in_epoch, self.partial_sums = 0, {}
+            self.epoch += 1
+        self._end_epoch(train_metrics, valid, 0.0, partial=not finished)
+        return None
+
     def _end_epoch(self, train: dict[str, float], valid: dict[str, float], seconds: float,
                    partial: bool) -> None:
         value = valid.get(self.monitor, math.nan)
@@ -754,8 +779,13 @@ class Trainer:
         summary = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))
         log.info("epoch %g%s (step %d): %s", row["epoch"], " (partial)" if partial else "",
                  self.step, summary)
+        self.validated = True
         if not self.dist.is_main:
             return
+        # the row first, then the checkpoints: a run killed in between resumes from the previous
+        # last.pt, drops the row (its epoch is after the checkpoint's) and redoes it exactly
+        assert self.metrics_logger is not None
+        self.metrics_logger.log(row)
         state = self._state()
         best = self.best.add(state, value, math.ceil(row["epoch"]), self.monitor)
         if best is not None:
@@ -763,8 +793,6 @@ class Trainer:
             log.info("%s %s=%.4f -> %s", rank, self.monitor, value, best)
         state["best"] = self.best.entries
         save_checkpoint(state, self.ckpt_dir / LAST)
-        assert self.metrics_logger is not None
-        self.metrics_logger.log(row)
         if time.monotonic() - self._last_plot > PLOT_INTERVAL_S:
             self.metrics_logger.plot()
             self._last_plot = time.monotonic()
