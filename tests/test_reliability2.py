@@ -691,3 +691,21 @@ def test_a_kill_around_the_metrics_row_loses_no_row(when, tmp_path, monkeypatch)
     rows, best = _history(tmp_path / "a" / "exp")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert _history(tmp_path / "b" / "exp") == (rows, best)
+
+
+# ------------------------------------------------------------ 21. one epoch numbering
+
+
+def test_a_run_stopped_mid_epoch_is_numbered_alike_everywhere(tmp_path, capsys, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="audionets.train")
+    code, out, err = _cli(capsys, "train", ROOT / "recipes/toy/config.yaml",
+                          f"experiment_dir={tmp_path / 'exp'}", "trainer.device=cpu",
+                          "trainer.max_steps=6", "trainer.test=false")  # 4 batches an epoch
+    assert code == 0, err
+    assert out[-1].startswith("audionets train: max_steps in epoch 2/2, step 6;"), out
+    assert any(r.getMessage().startswith("epoch 2/2 (partial: 50% of its batches) (step 6)")
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert any(p.name.startswith("best-epoch002")
+               for p in (tmp_path / "exp" / "checkpoints").iterdir())

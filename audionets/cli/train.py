@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
               f"  audionets train {args.config} {overrides}{' ' if overrides else ''}--resume")
         return 128 + int(result.signum or signal.SIGINT)
     if rank == 0:
-        print(f"audionets train: {result.status} at epoch {result.epoch}, step {result.step}; "
+        print(f"audionets train: {result.status} in epoch {result.last_epoch}/{result.max_epochs}, "
+              f"step {result.step}; "
               f"results in {result.experiment_dir}")
     return 0

@@ -341,6 +341,8 @@ class FitResult:
     best_checkpoint: Path | None = None
     test_metrics: dict[str, float] = field(default_factory=dict)
     signum: int | None = None
+    last_epoch: int = 0  # 1-based epoch the run last trained in (``epoch`` counts finished ones)
+    max_epochs: int = 0
 
 
 class Trainer:
@@ -777,8 +779,10 @@ class Trainer:
             if math.isfinite(value):
                 self.scheduler.step(value)
         summary = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))
-        log.info("epoch %g%s (step %d): %s", row["epoch"], " (partial)" if partial else "",
-                 self.step, summary)
+        # numbered as the progress bar and best-epochNNN: the epoch in progress, from 1
+        log.info("epoch %d/%d%s (step %d): %s", math.ceil(row["epoch"]),
+                 self.config.trainer.max_epochs,
+                 f" (partial: {done:.0%} of its batches)" if partial else "", self.step, summary)
         self.validated = True
         if not self.dist.is_main:
             return
@@ -819,6 +823,10 @@ class Trainer:
         return metrics
 
     def _finish(self, result: FitResult) -> FitResult:
+        # the 1-based epoch the run last trained in: the one the bar, the log and best-epochNNN
+        # name (epoch 2 when it stopped half-way through the second)
+        result.last_epoch = self.epoch + (1 if self.batch_in_epoch else 0)
+        result.max_epochs = self.config.trainer.max_epochs
         if self.metrics_logger is not None:
             self.metrics_logger.plot()
             self.metrics_logger.close()
@@ -861,7 +869,8 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
+    # the bar stays on screen when done: one line per epoch (and validation) to look back at
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=True)
 
 
 def train(config: Config, resume: bool = False) -> FitResult:
