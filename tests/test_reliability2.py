@@ -709,3 +709,43 @@ def test_a_run_stopped_mid_epoch_is_numbered_alike_everywhere(tmp_path, capsys, 
                for r in caplog.records), [r.getMessage() for r in caplog.records]
     assert any(p.name.startswith("best-epoch002")
                for p in (tmp_path / "exp" / "checkpoints").iterdir())
+
+
+def test_an_interrupted_write_dataset_leaves_no_wavs_without_a_manifest(tmp_path, monkeypatch):
+    from audionets import audio as audio_module
+    from audionets.data.manifest import write_dataset
+    from audionets.registry import DATASETS
+
+    import audionets.data  # noqa: F401  (registers the datasets)
+
+    dataset = DATASETS.build("synth_mix", split="test", num_examples=4, sample_rate=8000,
+                             segment_seconds=0.25)
+    save, calls = audio_module.save, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 7:  # Ctrl-C in the third item
+            raise KeyboardInterrupt
+        save(*args, **kwargs)
+
+    monkeypatch.setattr(audio_module, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(dataset, tmp_path / "ds", "test")
+    assert [p for p in (tmp_path / "ds").rglob("*") if p.is_file()] == []
+
+
+# ------------------------------------------------- 22. a tts_mix pool of other settings
+
+
+def test_an_existing_speech_pool_of_another_size_is_not_reused_silently(tmp_path):
+    import json
+
+    from audionets.data import speech_pool
+    from audionets.errors import ConfigError
+
+    made = speech_pool.PoolSettings(num_utterances=30)
+    (tmp_path / "pool.json").write_text(json.dumps(made.key()))
+    (tmp_path / "manifest.csv").write_text("split,path\n")
+    with pytest.raises(ConfigError, match="holds a speech pool made with"):
+        speech_pool.build(tmp_path, speech_pool.PoolSettings(num_utterances=60))
+    assert speech_pool.build(tmp_path, made) == tmp_path / "manifest.csv"

@@ -33,6 +33,7 @@ To materialise a synthetic set::
 
 from __future__ import annotations
 
+import contextlib
 import csv as csvlib
 import io
 import re
@@ -223,10 +224,9 @@ def write_dataset(dataset: torch.utils.data.Dataset, out_dir: str | Path, split:
     classification items ``<split>/<category>/<id>.wav`` (and ``labels.txt``). Audio is
     written with :func:`audionets.audio.save` at ``dataset.sample_rate`` (16-bit PCM unless
     ``subtype`` says otherwise). Returns the manifest's path; OutputError if it exists and
-    ``overwrite`` is False.
+    ``overwrite`` is False. A call that does not finish (an error, Ctrl-C) removes the files it
+    added, so no WAVs are left without a manifest.
     """
-    from audionets import audio
-
     split = check_split(split or getattr(dataset, "split", "test"))
     sample_rate = int(dataset.sample_rate)  # type: ignore[attr-defined]
     out = prepare_out_dir(Path(out_dir).expanduser())
@@ -247,7 +247,30 @@ def write_dataset(dataset: torch.utils.data.Dataset, out_dir: str | Path, split:
     else:
         raise ConfigError("data.name: only separation and classification datasets can be "
                           "written as manifests")
-    rows = []
+    rows: list[list[object]] = []
+    created: list[Path] = []  # files this call adds: removed again if it does not finish
+    try:
+        _write_items(dataset, first, out, split, sample_rate, subtype, folders, labels, rows,
+                     created)
+        if not folders:
+            with atomic_write(out / LABELS_FILE) as tmp:
+                tmp.write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
+        write_csv(manifest, columns, rows)
+    except BaseException:  # an error or Ctrl-C: no WAVs without a manifest
+        for path in reversed(created):
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folders this call made, when empty
+                path.parent.rmdir()
+        raise
+    return manifest
+
+
+def _write_items(dataset, first: dict, out: Path, split: str, sample_rate: int, subtype: str,
+                 folders: list[str], labels, rows: list, created: list[Path]) -> None:
+    """Write every item's WAVs under ``out``, appending manifest rows to ``rows`` and the
+    files that did not exist before to ``created``."""
+    from audionets import audio
+
     for index in range(len(dataset)):  # type: ignore[arg-type]
         item = first if index == 0 else dataset[index]
         name = _safe(item["id"])
@@ -264,10 +287,7 @@ def write_dataset(dataset: torch.utils.data.Dataset, out_dir: str | Path, split:
             row = [item["id"], rels[0], label, labels[label], duration]
         for rel, wav in zip(rels, wavs):
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            if not (out / rel).exists():
+                created.append(out / rel)
             audio.save(out / rel, wav, sample_rate, subtype=subtype)
         rows.append(row)
-    if not folders:
-        with atomic_write(out / LABELS_FILE) as tmp:
-            tmp.write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
-    write_csv(manifest, columns, rows)
-    return manifest
