@@ -39,13 +39,18 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
                               "another experiment_dir") from None
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with ``weights_only=True``; CheckpointError if missing, unsafe or corrupt."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> dict[str, Any]:
+    """Load with ``weights_only=True``; CheckpointError if missing, unsafe or corrupt.
+
+    ``mmap=True`` maps the tensors instead of reading them, for a caller that only needs the
+    plain values (e.g. ``best`` and ``monitor``).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; check the path or experiment_dir")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
@@ -101,6 +106,20 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 
+def default_monitor_mode(metric: str) -> str:
+    """``min`` for a loss (a name ending in ``loss``), else ``max``: the mode when none is set."""
+    return "min" if metric.endswith("loss") else "max"
+
+
+def rank_best(entries: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """Best-checkpoint entries ordered best first by their ``value`` under ``mode`` (max or min).
+
+    The one definition of "best", used both while training (:class:`BestCheckpoints`) and when
+    a finished experiment is loaded (:func:`find_best_checkpoint`).
+    """
+    return sorted(entries, key=lambda e: e["value"], reverse=mode == "max")
+
+
 class BestCheckpoints:
     """Keeps the ``keep`` best checkpoint files by a monitored value (``mode`` max or min).
 
@@ -115,15 +134,12 @@ class BestCheckpoints:
         self.mode = mode
         self.entries = [dict(e) for e in (entries or []) if (self.folder / e["path"]).is_file()]
 
-    def _sorted(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return sorted(entries, key=lambda e: e["value"], reverse=self.mode == "max")
-
     def is_candidate(self, value: float) -> bool:
         if not np.isfinite(value) or self.keep <= 0:
             return False
         if len(self.entries) < self.keep:
             return True
-        worst = self._sorted(self.entries)[-1]["value"]
+        worst = rank_best(self.entries, self.mode)[-1]["value"]
         return value > worst if self.mode == "max" else value < worst
 
     def add(self, state: dict[str, Any], value: float, epoch: int, monitor: str) -> Path | None:
@@ -132,7 +148,7 @@ class BestCheckpoints:
             return None
         name = f"best-epoch{epoch:03d}-{monitor}={value:.4f}.pt"
         entry = {"path": name, "value": float(value), "epoch": epoch}
-        self.entries = self._sorted(self.entries + [entry])
+        self.entries = rank_best(self.entries + [entry], self.mode)
         dropped, self.entries = self.entries[self.keep:], self.entries[: self.keep]
         state["best"] = self.entries
         save_checkpoint(state, self.folder / name)
@@ -141,21 +157,50 @@ class BestCheckpoints:
         return self.folder / name
 
     def best_path(self) -> Path | None:
-        return self.folder / self._sorted(self.entries)[0]["path"] if self.entries else None
+        return self.folder / rank_best(self.entries, self.mode)[0]["path"] if self.entries else None
+
+
+def _recorded_entry(path: Path) -> tuple[dict[str, Any], str] | None:
+    """A best checkpoint's own entry and monitor mode as the trainer recorded them in the file.
+
+    None for a file that does not record them (one not written by ``audionets train``).
+    """
+    state = load_checkpoint(path, mmap=True)
+    monitor = state.get("monitor")
+    own = [e for e in state.get("best") or [] if e.get("path") == path.name]
+    if not isinstance(monitor, dict) or monitor.get("mode") not in ("max", "min") or not own:
+        return None
+    return {**own[0], "path": path.name}, monitor["mode"]
+
+
+def _entry_from_name(path: Path) -> tuple[dict[str, Any], str] | None:
+    """The entry and default mode read from a ``best-epochNNN-METRIC=VALUE.pt`` name."""
+    metric, _, value = path.stem.split("-", 2)[-1].rpartition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return {"path": path.name, "value": number}, default_monitor_mode(metric)
 
 
 def find_best_checkpoint(folder: str | Path) -> Path | None:
-    """The best checkpoint in ``folder``, judged from the ``best-epochNNN-METRIC=VALUE.pt`` names.
+    """The best ``best-*.pt`` checkpoint in ``folder``, as :class:`BestCheckpoints` ranked it.
 
-    Losses (metric names ending in ``loss``) are better when lower, other metrics when higher.
-    Returns None when there is no best checkpoint.
+    Each best checkpoint records its exact value and the run's monitor mode (``state["best"]``,
+    ``state["monitor"]``), so ``trainer.monitor_mode`` is honoured; only files that lack the
+    record fall back to their name and :func:`default_monitor_mode`. Returns None when there is
+    no best checkpoint; CheckpointError when the files disagree on the mode (two runs mixed).
     """
-    scored = []
-    for path in Path(folder).glob("best-epoch*-*=*.pt"):
-        metric, _, value = path.stem.split("-", 2)[-1].rpartition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        scored.append((-number if metric.endswith("loss") else number, path))
-    return max(scored)[1] if scored else None
+    folder = Path(folder)
+    found = [_recorded_entry(path) or _entry_from_name(path)
+             for path in sorted(folder.glob("best-epoch*-*=*.pt"))]
+    found = [item for item in found if item is not None]
+    if not found:
+        return None
+    modes = {mode for _, mode in found}
+    if len(modes) > 1:
+        raise CheckpointError(f"{folder}: best checkpoints disagree on the monitor mode "
+                              f"({' vs '.join(sorted(modes))}); keep one run's best-*.pt files "
+                              "or pass a checkpoint file")
+    best = BestCheckpoints(folder, len(found), modes.pop(), [entry for entry, _ in found])
+    return best.best_path()

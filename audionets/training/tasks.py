@@ -15,6 +15,7 @@ from torch import nn
 
 from audionets.errors import ConfigError
 from audionets.registry import check_kwargs
+from audionets.training.checkpoints import default_monitor_mode
 
 
 class Task:
@@ -34,7 +35,7 @@ class Task:
     @staticmethod
     def higher_is_better(metric: str) -> bool:
         """Whether a larger value of ``metric`` (with or without a split prefix) is better."""
-        return not metric.endswith("loss")
+        return default_monitor_mode(metric) == "max"
 
     def step(self, model: nn.Module,
              batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
