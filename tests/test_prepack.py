@@ -11,6 +11,7 @@ from torch import nn
 from audionets.models.sepformer import SepFormer
 from audionets.nn.attention import FeedForward
 from audionets.nn.prepack import PrepackedLinear, prepack_available, prepack_linear_layers
+from audionets.nn.quantization import int8_quantization_available
 
 pytestmark = pytest.mark.skipif(not prepack_available(), reason="PyTorch built without oneDNN")
 
@@ -146,6 +147,8 @@ def test_classifier_from_pretrained_packs_and_keeps_probabilities(tmp_path):
     torch.testing.assert_close(classifier.classify_batch(wav), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.skipif(not int8_quantization_available(), reason="int8 quantization does not work "
+                    "with this PyTorch (tests/test_fallbacks.py runs the float fallback)")
 def test_unpack_restores_plain_layers_and_quantization_sees_them():
     from audionets.nn.prepack import unpack_linear_layers
     from audionets.nn.quantization import quantize_dynamic_int8

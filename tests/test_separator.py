@@ -14,6 +14,7 @@ from audionets.errors import AudioError, OutputError
 from audionets.inference import Separator
 from audionets.inference.separator import fit_to_mixture
 from audionets.nn.prepack import prepack_available
+from audionets.nn.quantization import int8_quantization_available
 from audionets.registry import MODELS
 
 RATE = 8000
@@ -270,6 +271,8 @@ def test_from_pretrained_loads_the_saved_model(model_folder):
                                    fit_to_mixture(model(mix), mix).transpose(1, 2))
 
 
+@pytest.mark.skipif(not int8_quantization_available(), reason="int8 quantization does not work "
+                    "with this PyTorch (tests/test_fallbacks.py runs the float fallback)")
 def test_int8_quantization_stays_close_to_float(model_folder):
     from audionets.metrics import si_snr
 

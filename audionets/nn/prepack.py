@@ -8,8 +8,9 @@ float rounding (``benchmarks/sepformer_inference.py``). It is what ``torch.compi
 backend does with frozen weights, without a compile step.
 
 :class:`PrepackedLinear` is an ``nn.Linear`` (same parameters, same state dict) that uses the
-packed copy only where it can: float32 CPU input with autograd off. Anywhere else (training,
-CUDA, autocast, another dtype) it is an ordinary ``nn.Linear``. The packed copy is rebuilt
+packed copy only where it can: float32 CPU input with autograd off, on a PyTorch whose private
+oneDNN operators pass a probe (:func:`prepack_available`). Anywhere else (training, CUDA,
+autocast, another dtype, a PyTorch that changed those operators) it is an ordinary ``nn.Linear``. The packed copy is rebuilt
 when the weight changes, so an optimizer step or ``load_state_dict`` never leaves it stale.
 """
 
@@ -24,11 +25,39 @@ from torch import nn
 _FUSED_ACTIVATIONS = ("relu",)
 
 
+def _packed_linear_works(reorder, linear_pointwise) -> bool:
+    """Whether the packed-linear operators ``reorder`` and ``linear_pointwise`` run and give
+    ``F.linear``'s result on a small probe (with bias and fused ReLU, and without bias).
+
+    They are private oneDNN operators (``torch.ops.mkldnn._*``) that a PyTorch release may
+    change or remove; any error or a wrong result makes the layers plain ``nn.Linear``.
+    """
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(6, 5, generator=generator)
+    bias = torch.randn(6, generator=generator)
+    x = torch.randn(2, 3, 5, generator=generator)
+    try:
+        with torch.no_grad():
+            packed = reorder(weight, None)
+            fused = linear_pointwise(x, packed, bias, "relu", [], "")
+            plain = linear_pointwise(x, packed, None, "none", [], "")
+        return (torch.allclose(fused, F.relu(F.linear(x, weight, bias)), atol=1e-5)
+                and torch.allclose(plain, F.linear(x, weight), atol=1e-5))
+    except Exception:  # noqa: BLE001 - any failure of a private operator means "not available"
+        return False
+
+
+@functools.cache
 def prepack_available() -> bool:
-    """Whether this PyTorch build has oneDNN and its packed-linear operators."""
+    """Whether this PyTorch build has oneDNN and its packed-linear operators, and they work.
+
+    Checked once per process. Without them :func:`prepack_linear_layers` leaves models as they
+    are and :class:`PrepackedLinear` runs as ``nn.Linear``: slower, never wrong.
+    """
     mkldnn = torch.ops.mkldnn
     return (torch.backends.mkldnn.is_available()
-            and hasattr(mkldnn, "_reorder_linear_weight") and hasattr(mkldnn, "_linear_pointwise"))
+            and hasattr(mkldnn, "_reorder_linear_weight") and hasattr(mkldnn, "_linear_pointwise")
+            and _packed_linear_works(mkldnn._reorder_linear_weight, mkldnn._linear_pointwise))
 
 
 # whether CPU autocast is on, resolved once (it is asked on every forward)
@@ -84,7 +113,7 @@ class PrepackedLinear(nn.Linear):
     def _uses_packed(self, x: torch.Tensor) -> bool:
         return (x.device.type == "cpu" and x.dtype == torch.float32
                 and self.weight.dtype == torch.float32 and not torch.is_grad_enabled()
-                and not _autocast_on_cpu())
+                and not _autocast_on_cpu() and prepack_available())
 
     def _packed_weight(self) -> torch.Tensor:
         key = (self.weight.data_ptr(), _version(self.weight))
