@@ -7,9 +7,8 @@ Public API::
     sources = sep.separate_batch(mix)          # [B, T] -> [B, T, n_src]
 """
 
-__version__ = "0.1.0"
-
-from audionets.errors import (  # noqa: E402
+from audionets._version import __version__
+from audionets.errors import (
     AudioError,
     AudionetsError,
     CheckpointError,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from audionets import __version__
+from audionets._version import __version__
 from audionets.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from audionets.errors import AudionetsError, CheckpointError, OutputError
 

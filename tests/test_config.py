@@ -160,3 +160,22 @@ def test_apply_override_creates_nested_keys():
     apply_override(tree, "data.valid.num_examples=4")
     apply_override(tree, "loss.threshold=-30")
     assert tree == {"data": {"name": "x", "valid": {"num_examples": 4}}, "loss": {"threshold": -30}}
+
+
+def test_one_version_for_the_package_its_layers_and_pyproject():
+    import ast
+    from pathlib import Path
+
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    import audionets
+    from audionets import _version
+
+    root = Path(audionets.__file__).parent
+    assert audionets.__version__ is _version.__version__ == __version__
+    assert read_configuration(root.parent / "pyproject.toml")["project"]["version"] == __version__
+    # modules inside the package read it from _version, not from the front door
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "audionets":
+                assert "__version__" not in {a.name for a in node.names}, path

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from audionets import __version__
+from audionets._version import __version__
 from audionets.errors import AudionetsError
 
 COMMANDS = ("train", "evaluate", "separate", "classify", "demo", "export", "write-dataset",

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from audionets import __version__
+from audionets._version import __version__
 from audionets.errors import ConfigError
 from audionets.utils import read_text
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from audionets import __version__
+from audionets._version import __version__
 from audionets.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from audionets.registry import DATASETS, MODELS
 from audionets.training import distributed
