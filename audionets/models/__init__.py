@@ -1,11 +1,42 @@
-"""Models, each in its own module and registered in :data:`audionets.registry.MODELS`."""
+"""Models, each in its own module and registered in :data:`audionets.registry.MODELS`.
+
+The model classes are exported here, as ``torchaudio.models`` does::
+
+    from audionets.models import SepFormer, ConvAutoencoder
+"""
 
 import torch
 
 from audionets.errors import AudionetsError, ConfigError
-from audionets.models import autoencoder, classifiers, mlp, rnn, sepformer, sudormrf  # noqa: F401
+from audionets.models.autoencoder import ConvAutoencoder
+from audionets.models.classifiers import (
+    AttentionClassifier,
+    RecurrentClassifier,
+    SpectrogramCNN,
+    TimeDomainCNN,
+    TimeFrequencyCNN,
+)
+from audionets.models.mlp import MLP, ResidualMLP
+from audionets.models.rnn import MinimalGatedUnit
+from audionets.models.sepformer import DPRNN, SepFormer
+from audionets.models.sudormrf import SuDoRMRF
 from audionets.registry import MODELS
 
+__all__ = [
+    "AttentionClassifier",
+    "ConvAutoencoder",
+    "DPRNN",
+    "MLP",
+    "MinimalGatedUnit",
+    "RecurrentClassifier",
+    "ResidualMLP",
+    "SepFormer",
+    "SpectrogramCNN",
+    "SuDoRMRF",
+    "TimeDomainCNN",
+    "TimeFrequencyCNN",
+    "build_model",
+]
 
 #: a model config asking for more parameters than this is a typo (1e11 channels would try to
 #: allocate terabytes); the largest shipped or recipe model has about 26 million
