@@ -15,7 +15,7 @@ from audionets.metrics import si_snr
 from audionets.models.sepformer import SepFormer
 from audionets.training.checkpoints import load_checkpoint
 from audionets.training.config import config_from_dict
-from audionets.training.logging import read_metrics
+from audionets.training.metrics_log import read_metrics
 from audionets.training.trainer import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

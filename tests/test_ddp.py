@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from audionets.training.checkpoints import load_checkpoint, save_checkpoint
-from audionets.training.logging import read_metrics
+from audionets.training.metrics_log import read_metrics
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
 # SGD: the update is linear in the gradient, so float summation-order noise stays tiny (Adam

@@ -383,7 +383,7 @@ def test_tensorboard_is_an_extra_and_a_log_line_says_when_it_is_off(tmp_path):
     code = BLOCK.format(blocked={"tensorboard"}) + (
         "import logging\n"
         "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
-        "from audionets.training.logging import MetricsLogger\n"
+        "from audionets.training.metrics_log import MetricsLogger\n"
         f"MetricsLogger({str(tmp_path)!r})\n")
     done = _python(code)
     assert done.returncode == 0, done.stderr
@@ -633,7 +633,7 @@ def test_evaluate_outputs_are_never_its_inputs_even_with_overwrite(target, model
 
 
 def _history(folder: Path) -> tuple[list[dict], list[str]]:
-    from audionets.training.logging import read_metrics
+    from audionets.training.metrics_log import read_metrics
 
     rows = read_metrics(folder / "metrics.csv")
     for row in rows:
@@ -669,7 +669,7 @@ def test_resume_after_sigterm_at_the_last_step_validates_it(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_kill_around_the_metrics_row_loses_no_row(when, tmp_path, monkeypatch):
-    from audionets.training import logging as metrics_logging
+    from audionets.training import metrics_log as metrics_logging
     from audionets.training import trainer as trainer_module
 
     common = ("trainer.max_epochs=3", "model.dropout=0.0")

@@ -17,7 +17,7 @@ from audionets.training.checkpoints import (
     save_checkpoint,
 )
 from audionets.training.config import config_from_dict
-from audionets.training.logging import read_metrics
+from audionets.training.metrics_log import read_metrics
 from audionets.training.trainer import train
 
 

@@ -18,7 +18,7 @@ from audionets.errors import CheckpointError, ConfigError, OutputError
 from audionets.registry import DATASETS, MODELS
 from audionets.training.checkpoints import load_checkpoint
 from audionets.training.config import config_from_dict, load_config
-from audionets.training.logging import read_metrics
+from audionets.training.metrics_log import read_metrics
 from audionets.training.tasks import (
     ClassificationTask,
     ReconstructionTask,
@@ -416,7 +416,7 @@ def test_metrics_logger_resume_truncation_and_tensorboard(tmp_path, monkeypatch)
     import sys
     import types
 
-    from audionets.training.logging import MetricsLogger
+    from audionets.training.metrics_log import MetricsLogger
 
     scalars = []
 

@@ -44,7 +44,7 @@ from audionets.training.checkpoints import (
     save_checkpoint,
 )
 from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerConfig, save_config
-from audionets.training.logging import MetricsLogger
+from audionets.training.metrics_log import MetricsLogger
 from audionets.training.tasks import Task, build_task, check_items
 from audionets.utils import atomic_write, check_out_dir, folder_lock, resolve_device
 
