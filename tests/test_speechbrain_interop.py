@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from audionets.errors import CheckpointError
 from audionets.interop.speechbrain import load_sepformer_folder, read_hyperparams, save_sepformer_folder
 from audionets.models import build_model
-from audionets.models.sepformer import SepFormer
+from audionets.models.sepformer import DPRNN, SepFormer
 
 pytest.importorskip("speechbrain")
 
@@ -195,6 +195,22 @@ def test_save_then_load_round_trip_of_our_model(tmp_path):
     mix = torch.randn(1, 333)
     with torch.no_grad():
         torch.testing.assert_close(loaded(mix), model(mix))
+
+
+@pytest.mark.parametrize("model", [
+    SepFormer(encoder_channels=8, d_model=8, chunk_size=6, num_blocks=2, intra_layers=2,
+              inter_layers=1, nhead=2, d_ffn=16, norm="gln", positional_encoding=True),
+    DPRNN(encoder_channels=8, d_model=8, chunk_size=6, num_blocks=2, lstm_hidden_size=4),
+], ids=["sepformer-gln", "dprnn"])
+def test_the_one_rename_table_is_its_own_inverse(model):
+    from audionets.interop.speechbrain import _TO_OURS, _TO_SPEECHBRAIN, _rename
+
+    names = [key.removeprefix("masker.") for key in model.state_dict() if key.startswith("masker.")]
+    speechbrain = [_rename(name, _TO_SPEECHBRAIN) for name in names]
+    assert [_rename(name, _TO_OURS) for name in speechbrain] == names
+    assert len(set(speechbrain)) == len(names)
+    assert "dual_mdl.1.intra_mdl.mdl.layers.1.self_att.att.in_proj_weight" in speechbrain \
+        or "dual_mdl.1.intra_mdl.mdl.rnn.weight_ih_l0" in speechbrain
 
 
 def test_read_hyperparams_resolves_refs_without_executing(tmp_path):

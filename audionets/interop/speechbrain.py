@@ -321,48 +321,50 @@ def config_from_hyperparams(params: dict[str, Any], path: Path) -> dict[str, Any
 
 # --------------------------------------------------------------------------- weight names
 
-# SpeechBrain Dual_Path_Model name -> our DualPathMasker name, applied in order.
-_MASKNET_RULES = [
-    (r"\.self_att\.att\.in_proj_", ".attn.qkv."),
-    (r"\.self_att\.att\.out_proj\.", ".attn.out."),
-    (r"\.pos_ffn\.ffn\.0\.", ".ffn.linear1."),
-    (r"\.pos_ffn\.ffn\.3\.", ".ffn.linear2."),
-    (r"\.norm([12])\.norm\.", r".norm\1."),
-    (r"_mdl\.mdl\.norm\.norm\.", ".norm."),
-    (r"_mdl\.mdl\.layers\.", ".layers."),
-    (r"_mdl\.mdl\.rnn\.", ".lstm."),
-    (r"_linear\.w\.", "_linear."),
-    (r"^dual_mdl\.", "blocks."),
-    (r"^conv1d\.", "in_proj."),
-    (r"^conv2d\.", "out_proj."),
-    (r"^end_conv1x1\.", "end_proj."),
-    (r"^output\.0\.", "output."),
-    (r"^output_gate\.0\.", "output_gate."),
+# One renaming table, read left to right to load SpeechBrain weights and right to left to write
+# them: (SpeechBrain Dual_Path_Model name part, our DualPathMasker name part). Loading applies the
+# rows top down, writing undoes them bottom up. "^" anchors a part at the start of the name;
+# {side} stands for intra or inter, {n} for 1 or 2.
+_MASKNET_NAMES = [
+    (".self_att.att.in_proj_", ".attn.qkv."),
+    (".self_att.att.out_proj.", ".attn.out."),
+    (".pos_ffn.ffn.0.", ".ffn.linear1."),
+    (".pos_ffn.ffn.3.", ".ffn.linear2."),
+    (".norm{n}.norm.", ".norm{n}."),
+    ("{side}_mdl.mdl.norm.norm.", "{side}.norm."),
+    ("{side}_mdl.mdl.layers.", "{side}.layers."),
+    ("{side}_mdl.mdl.rnn.", "{side}.lstm."),
+    ("{side}_linear.w.", "{side}_linear."),
+    ("^dual_mdl.", "^blocks."),
+    ("^conv1d.", "^in_proj."),
+    ("^conv2d.", "^out_proj."),
+    ("^end_conv1x1.", "^end_proj."),
+    ("^output.0.", "^output."),
+    ("^output_gate.0.", "^output_gate."),
 ]
-# ours -> SpeechBrain (the inverse renaming)
-_OURS_RULES = [
-    (r"\.attn\.qkv\.", ".self_att.att.in_proj_"),
-    (r"\.attn\.out\.", ".self_att.att.out_proj."),
-    (r"\.ffn\.linear1\.", ".pos_ffn.ffn.0."),
-    (r"\.ffn\.linear2\.", ".pos_ffn.ffn.3."),
-    (r"\.layers\.(\d+)\.norm([12])\.", r".layers.\1.norm\2.norm."),
-    (r"^blocks\.(\d+)\.(intra|inter)\.norm\.", r"blocks.\1.\2.mdl.norm.norm."),
-    (r"^blocks\.(\d+)\.(intra|inter)\.layers\.", r"blocks.\1.\2_mdl.mdl.layers."),
-    (r"^blocks\.(\d+)\.(intra|inter)\.lstm\.", r"blocks.\1.\2_mdl.mdl.rnn."),
-    (r"^blocks\.(\d+)\.(intra|inter)\.mdl\.", r"blocks.\1.\2_mdl.mdl."),
-    (r"_linear\.", "_linear.w."),
-    (r"^blocks\.", "dual_mdl."),
-    (r"^in_proj\.", "conv1d."),
-    (r"^out_proj\.", "conv2d."),
-    (r"^end_proj\.", "end_conv1x1."),
-    (r"^output\.", "output.0."),
-    (r"^output_gate\.", "output_gate.0."),
-]
+_PLACEHOLDERS = {"side": "intra|inter", "n": "[12]"}
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def _rename(name: str, rules: list[tuple[str, str]]) -> str:
+def _name_rule(source: str, target: str) -> tuple[re.Pattern[str], str]:
+    """``(regex, replacement)`` that rewrites the name part ``source`` into ``target``."""
+    anchor = "^" if source.startswith("^") else ""
+    pieces = _PLACEHOLDER.split(source.removeprefix("^"))  # literal, name, literal, name, ...
+    pattern = "".join(re.escape(piece) if i % 2 == 0 else f"(?P<{piece}>{_PLACEHOLDERS[piece]})"
+                      for i, piece in enumerate(pieces))
+    pieces = _PLACEHOLDER.split(target.removeprefix("^"))
+    replacement = "".join(piece.replace("\\", "\\\\") if i % 2 == 0 else f"\\g<{piece}>"
+                          for i, piece in enumerate(pieces))
+    return re.compile(anchor + pattern), replacement
+
+
+_TO_OURS = [_name_rule(sb, ours) for sb, ours in _MASKNET_NAMES]
+_TO_SPEECHBRAIN = [_name_rule(ours, sb) for sb, ours in reversed(_MASKNET_NAMES)]
+
+
+def _rename(name: str, rules: list[tuple[re.Pattern[str], str]]) -> str:
     for pattern, replacement in rules:
-        name = re.sub(pattern, replacement, name)
+        name = pattern.sub(replacement, name)
     return name
 
 
@@ -393,7 +395,7 @@ def _map_weights(folder: Path, model: SepFormer) -> dict[str, torch.Tensor]:
             else:
                 if key.endswith("pos_enc.pe"):  # SpeechBrain's precomputed table; ours is computed
                     continue
-                target = "masker." + _rename(key, _MASKNET_RULES)
+                target = "masker." + _rename(key, _TO_OURS)
             if target not in ours:
                 raise CheckpointError(f"{path}: unexpected weight {key!r} for the architecture in hyperparams.yaml")
             mapped[target] = (tensor, path, key)
@@ -457,7 +459,7 @@ def _speechbrain_state(model: SepFormer) -> dict[str, dict[str, torch.Tensor]]:
         elif key == "decoder.deconv.weight":
             out["decoder"]["weight"] = tensor
         else:
-            name = _rename(key.removeprefix("masker."), _OURS_RULES)
+            name = _rename(key.removeprefix("masker."), _TO_SPEECHBRAIN)
             if name.startswith(("conv1d.", "end_conv1x1.", "output.0.", "output_gate.0.")) and tensor.dim() == 2:
                 tensor = tensor.unsqueeze(-1)
             elif name == "conv2d.weight":
@@ -475,68 +477,80 @@ def _speechbrain_state(model: SepFormer) -> dict[str, dict[str, torch.Tensor]]:
     return out
 
 
-def _hyperparams_yaml(config: dict[str, Any]) -> str:
-    """A SpeechBrain inference hyperparams.yaml (HyperPyYAML syntax) for ``config``."""
+def _yaml_dumper() -> type:
+    import yaml
 
-    def yaml_value(value: Any) -> str:
-        if isinstance(value, bool):
-            return "True" if value else "False"
-        return str(value)
+    class HyperPyYAMLDumper(yaml.SafeDumper):
+        """SafeDumper that writes :class:`Tagged` as ``!new:...`` mappings and :class:`Ref` as
+        ``!ref <...>``: the inverse of :func:`_yaml_loader`."""
 
+        def ignore_aliases(self, data: Any) -> bool:
+            return True  # HyperPyYAML shares objects with !ref, not with YAML anchors
+
+    def represent_tagged(dumper: yaml.SafeDumper, node: Tagged) -> yaml.Node:
+        return dumper.represent_mapping(f"!{node.tag}", node.kwargs)
+
+    def represent_ref(dumper: yaml.SafeDumper, node: Ref) -> yaml.Node:
+        return dumper.represent_scalar("!ref", node.expression)
+
+    HyperPyYAMLDumper.add_representer(Tagged, represent_tagged)
+    HyperPyYAMLDumper.add_representer(Ref, represent_ref)
+    return HyperPyYAMLDumper
+
+
+def _hyperparams(config: dict[str, Any]) -> dict[str, Any]:
+    """SpeechBrain inference hyperparameters for ``config``, as data (:class:`Tagged`, :class:`Ref`)."""
     if config["block_type"] == "transformer":
-        def block(layers: int) -> str:
-            return (
-                f"!new:{TRANSFORMER_BLOCK}\n"
-                f"    num_layers: {layers}\n    d_model: {config['d_model']}\n"
-                f"    nhead: {config['nhead']}\n    d_ffn: {config['d_ffn']}\n"
-                f"    dropout: {config['dropout']}\n    activation: {config['activation']}\n"
-                f"    use_positional_encoding: {yaml_value(config['positional_encoding'])}\n"
-                f"    norm_before: {yaml_value(config['norm_before'])}\n"
-            )
+        def block(layers: int) -> Tagged:
+            return Tagged(f"new:{TRANSFORMER_BLOCK}", kwargs={
+                "num_layers": layers, "d_model": config["d_model"], "nhead": config["nhead"],
+                "d_ffn": config["d_ffn"], "dropout": config["dropout"],
+                "activation": config["activation"],
+                "use_positional_encoding": bool(config["positional_encoding"]),
+                "norm_before": bool(config["norm_before"]),
+            })
         intra, inter = block(config["intra_layers"]), block(config["inter_layers"])
     else:
-        intra = inter = (
-            f"!new:{RNN_BLOCK}\n"
-            f"    input_size: {config['d_model']}\n    hidden_channels: {config['lstm_hidden_size']}\n"
-            f"    num_layers: {config['lstm_layers']}\n    dropout: {config['dropout']}\n"
-            f"    rnn_type: LSTM\n    bidirectional: True\n"
-        )
-    return (
-        "# SpeechBrain separation model written by audionets (interop.speechbrain)\n"
-        f"sample_rate: {config['sample_rate']}\n"
-        f"num_spks: {config['num_sources']}\n\n"
-        f"Encoder: !new:{ENCODER}\n"
-        f"    kernel_size: {config['encoder_kernel_size']}\n"
-        f"    out_channels: {config['encoder_channels']}\n\n"
-        f"intra_model: {intra}\n"
-        f"inter_model: {inter}\n"
-        f"MaskNet: !new:{MASKNET}\n"
-        f"    num_spks: !ref <num_spks>\n"
-        f"    in_channels: {config['encoder_channels']}\n"
-        f"    out_channels: {config['d_model']}\n"
-        f"    num_layers: {config['num_blocks']}\n"
-        f"    K: {config['chunk_size']}\n"
-        f"    intra_model: !ref <intra_model>\n"
-        f"    inter_model: !ref <inter_model>\n"
-        f"    norm: {config['norm']}\n"
-        f"    linear_layer_after_inter_intra: {yaml_value(config['linear_after_intra_inter'])}\n"
-        f"    skip_around_intra: {yaml_value(config['skip_around_intra'])}\n\n"
-        f"Decoder: !new:{DECODER}\n"
-        f"    in_channels: {config['encoder_channels']}\n"
-        f"    out_channels: 1\n"
-        f"    kernel_size: {config['decoder_kernel_size'] or config['encoder_kernel_size']}\n"
-        f"    stride: {config['_decoder_stride']}\n"
-        f"    bias: False\n\n"
-        "modules:\n"
-        "    encoder: !ref <Encoder>\n"
-        "    decoder: !ref <Decoder>\n"
-        "    masknet: !ref <MaskNet>\n\n"
-        "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
-        "    loadables:\n"
-        "        encoder: !ref <Encoder>\n"
-        "        masknet: !ref <MaskNet>\n"
-        "        decoder: !ref <Decoder>\n"
-    )
+        def block(layers: int) -> Tagged:
+            return Tagged(f"new:{RNN_BLOCK}", kwargs={
+                "input_size": config["d_model"], "hidden_channels": config["lstm_hidden_size"],
+                "num_layers": layers, "dropout": config["dropout"], "rnn_type": "LSTM",
+                "bidirectional": True,
+            })
+        intra, inter = block(config["lstm_layers"]), block(config["lstm_layers"])
+    modules = {"encoder": Ref("<Encoder>"), "masknet": Ref("<MaskNet>"), "decoder": Ref("<Decoder>")}
+    return {
+        "sample_rate": config["sample_rate"],
+        "num_spks": config["num_sources"],
+        "Encoder": Tagged(f"new:{ENCODER}", kwargs={
+            "kernel_size": config["encoder_kernel_size"],
+            "out_channels": config["encoder_channels"]}),
+        "intra_model": intra,
+        "inter_model": inter,
+        "MaskNet": Tagged(f"new:{MASKNET}", kwargs={
+            "num_spks": Ref("<num_spks>"), "in_channels": config["encoder_channels"],
+            "out_channels": config["d_model"], "num_layers": config["num_blocks"],
+            "K": config["chunk_size"], "intra_model": Ref("<intra_model>"),
+            "inter_model": Ref("<inter_model>"), "norm": config["norm"],
+            "linear_layer_after_inter_intra": bool(config["linear_after_intra_inter"]),
+            "skip_around_intra": bool(config["skip_around_intra"])}),
+        "Decoder": Tagged(f"new:{DECODER}", kwargs={
+            "in_channels": config["encoder_channels"], "out_channels": 1,
+            "kernel_size": config["decoder_kernel_size"] or config["encoder_kernel_size"],
+            "stride": config["_decoder_stride"], "bias": False}),
+        "modules": modules,
+        "pretrainer": Tagged("new:speechbrain.utils.parameter_transfer.Pretrainer",
+                             kwargs={"loadables": dict(modules)}),
+    }
+
+
+def _hyperparams_yaml(config: dict[str, Any]) -> str:
+    """A SpeechBrain inference hyperparams.yaml (HyperPyYAML syntax) for ``config``."""
+    import yaml
+
+    body = yaml.dump(_hyperparams(config), Dumper=_yaml_dumper(), sort_keys=False,
+                     default_flow_style=False)
+    return "# SpeechBrain separation model written by audionets (interop.speechbrain)\n" + body
 
 
 def save_sepformer_folder(model: SepFormer, folder: str | os.PathLike) -> Path:
