@@ -28,3 +28,11 @@ class TrainingError(AudionetsError):
 
 class OutputError(AudionetsError):
     """An output path cannot be written, already exists, or would overwrite an input."""
+
+
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """The first line of ``err``'s message (at most ``limit`` characters), or its type name when
+    the message is empty: how a wrapped library error is quoted in a one-line message."""
+    message = str(err).strip()
+    line = message.splitlines()[0] if message else type(err).__name__
+    return line if limit is None else line[:limit]

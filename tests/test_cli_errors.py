@@ -606,3 +606,11 @@ def test_overrides_go_before_or_after_options_and_unknown_words_are_refused(caps
             parse_args(parser, argv)
         assert exit_info.value.code == 2
         assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_first_line_quotes_one_line_of_a_library_error():
+    from audionets.errors import first_line
+
+    assert first_line(ValueError("\n  bad shape\nTraceback detail\n")) == "bad shape"
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(RuntimeError("x" * 300), 160) == "x" * 160

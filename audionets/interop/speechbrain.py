@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from audionets.errors import CheckpointError
+from audionets.errors import CheckpointError, first_line
 from audionets.models.sepformer import SepFormer
 from audionets.utils import atomic_write, read_text
 
@@ -203,8 +203,7 @@ def read_hyperparams(path: str | os.PathLike) -> dict[str, Any]:
     try:
         raw = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
-        problem = str(err).splitlines()[0]
-        raise CheckpointError(f"{path}: not valid YAML ({problem}); fix or re-download the file") from None
+        raise CheckpointError(f"{path}: not valid YAML ({first_line(err)}); fix or re-download the file") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: expected a mapping of hyperparameters at the top level")
     return _Resolver(raw, path).resolve(raw)
@@ -374,8 +373,7 @@ def _load_ckpt(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({first[:160]})") from None
+        raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({first_line(err, 160)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")
     return {re.sub(r"^module\.", "", key): value for key, value in state.items()}
@@ -433,7 +431,7 @@ def load_sepformer_folder(folder: str | os.PathLike) -> tuple[SepFormer, dict[st
     try:
         model = build_model(config)
     except Exception as err:
-        raise CheckpointError(f"{path}: cannot build the model ({str(err).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: cannot build the model ({first_line(err)})") from None
     model.load_state_dict(_map_weights(folder, model))
     model.eval()
     meta = {"task": "separation", "sample_rate": config["sample_rate"], "labels": None,
