@@ -6,6 +6,9 @@ that message on one line and exits non-zero; ``--debug`` shows the traceback.
 """
 
 
+from collections.abc import Collection
+
+
 class AudionetsError(Exception):
     """Base class of every error audionets reports to its users."""
 
@@ -36,3 +39,9 @@ def first_line(err: BaseException, limit: int | None = None) -> str:
     message = str(err).strip()
     line = message.splitlines()[0] if message else type(err).__name__
     return line if limit is None else line[:limit]
+
+
+def check_choice(key: str, value: object, choices: Collection[object]) -> None:
+    """Raise ConfigError naming ``key`` when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of: {', '.join(map(str, choices))}")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ConfigError, check_choice
 from audionets.nn.shapes import fit
 from audionets.registry import FRONTENDS
 
@@ -30,11 +30,6 @@ WINDOWS: dict[str, Callable[[int], torch.Tensor]] = {
 }
 STFT_MODES = ("magnitude", "log_magnitude", "complex")
 FILTERBANK_KINDS = ("free", "param_sinc", "stft", "analytic_free")
-
-
-def _check_choice(key: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown frontend.{key} {value!r}; choose one of: {', '.join(choices)}")
 
 
 def _check_positive(**values: int) -> None:
@@ -115,8 +110,8 @@ class STFT(Frontend):
         super().__init__()
         win_length = n_fft if win_length is None else win_length
         _check_positive(n_fft=n_fft, hop_length=hop_length, win_length=win_length)
-        _check_choice("window", window, list(WINDOWS))
-        _check_choice("mode", mode, STFT_MODES)
+        check_choice("frontend.window", window, list(WINDOWS))
+        check_choice("frontend.mode", mode, STFT_MODES)
         if win_length > n_fft:
             raise ConfigError(f"frontend.win_length={win_length} must be <= n_fft={n_fft}")
         if hop_length > win_length:
@@ -216,9 +211,9 @@ class LogMel(Frontend):
         import torchaudio
 
         _check_positive(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
-        _check_choice("mel_scale", mel_scale, ("slaney", "htk"))
+        check_choice("frontend.mel_scale", mel_scale, ("slaney", "htk"))
         if norm is not None:
-            _check_choice("norm", norm, ("slaney",))
+            check_choice("frontend.norm", norm, ("slaney",))
         f_max = sample_rate / 2 if f_max is None else f_max
         if not 0 <= f_min < f_max <= sample_rate / 2:
             raise ConfigError(
@@ -283,7 +278,7 @@ class Filterbank(Frontend):
         super().__init__()
         from asteroid_filterbanks import make_enc_dec
 
-        _check_choice("kind", kind, FILTERBANK_KINDS)
+        check_choice("frontend.kind", kind, FILTERBANK_KINDS)
         _check_positive(n_filters=n_filters, kernel_size=kernel_size, stride=stride)
         if stride > kernel_size:
             raise ConfigError(

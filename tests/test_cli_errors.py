@@ -614,3 +614,11 @@ def test_first_line_quotes_one_line_of_a_library_error():
     assert first_line(ValueError("\n  bad shape\nTraceback detail\n")) == "bad shape"
     assert first_line(KeyError()) == "KeyError"
     assert first_line(RuntimeError("x" * 300), 160) == "x" * 160
+
+
+def test_check_choice_names_the_key_and_the_choices():
+    from audionets.errors import ConfigError, check_choice
+
+    check_choice("data.mode", "min", ("min", "max"))
+    with pytest.raises(ConfigError, match=r"^data\.num_speakers: 4 is not one of: 2, 3$"):
+        check_choice("data.num_speakers", 4, (2, 3))

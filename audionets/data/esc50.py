@@ -18,9 +18,9 @@ import csv
 from pathlib import Path
 
 from audionets.data.layouts import (
-    Clip, ClipDataset, check_choice, check_split, fold_splits, require, root_dir,
+    Clip, ClipDataset, check_split, fold_splits, require, root_dir,
 )
-from audionets.errors import ConfigError
+from audionets.errors import ConfigError, check_choice
 from audionets.registry import DATASETS
 
 GET = "download ESC-50 from https://github.com/karolpiczak/ESC-50"

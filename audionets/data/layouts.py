@@ -5,7 +5,7 @@
   path, and where to get the data.
 - :func:`check_files_exist` checks, when a dataset is built, that every audio file its layout
   or manifest names is there, so a gap in a download fails at once and not hours into training.
-- :func:`root_dir`, :func:`check_split`, :func:`check_choice` validate arguments;
+- :func:`root_dir`, :func:`check_split` validate arguments;
   :func:`fold_splits` maps a test fold to the train/valid/test folds of K-fold layouts.
 - :class:`ClipDataset` is a classification dataset over a list of ``(path, label, id)`` clips.
 - :class:`FileMixtureDataset` is a separation dataset over ``(mix path, source paths, id)``.
@@ -86,12 +86,6 @@ def check_split(split: str) -> str:
     if split not in SPLITS:
         raise ConfigError(f"data.split: {split!r} is not one of {', '.join(SPLITS)}")
     return split
-
-
-def check_choice(key: str, value: object, choices: Sequence[object]) -> None:
-    """Raise ConfigError naming ``key`` when ``value`` is not one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
 
 
 def load_mono(path: Path | str, sample_rate: int) -> torch.Tensor:

@@ -25,10 +25,10 @@ import csv
 from pathlib import Path
 
 from audionets.data.layouts import (
-    FileMixtureDataset, MixtureFiles, check_choice, check_split, require, root_dir,
+    FileMixtureDataset, MixtureFiles, check_split, require, root_dir,
 )
 from audionets.data.wsj0mix import RATE_DIRS
-from audionets.errors import ConfigError
+from audionets.errors import ConfigError, check_choice
 from audionets.registry import DATASETS
 
 GET = "generate {name} with https://github.com/JorisCos/LibriMix (generate_librimix.sh)"

@@ -34,9 +34,10 @@ from pathlib import Path
 import torch
 
 from audionets.data.layouts import (
-    Clip, ClipDataset, check_choice, load_mono, require, root_dir, uniform,
+    Clip, ClipDataset, load_mono, require, root_dir, uniform,
 )
 from audionets.data.transforms import crop_or_pad, mix_at_snr
+from audionets.errors import check_choice
 from audionets.registry import DATASETS
 
 GET = ("download and extract Speech Commands v0.02 from "

@@ -33,12 +33,12 @@ from torch.utils.data import Dataset
 
 from audionets.data import speech_pool
 from audionets.data.layouts import (
-    check_choice, check_files_exist, check_gain_range, check_split, load_mono, mix_utterances,
+    check_files_exist, check_gain_range, check_split, load_mono, mix_utterances,
     root_dir, uniform,
 )
 from audionets.data.speech import example_count, speaker_pool, synthesize_utterance
 from audionets.data.transforms import active_rms, colored_noise, segment_length
-from audionets.errors import ConfigError
+from audionets.errors import ConfigError, check_choice
 from audionets.registry import DATASETS
 
 MIX_KINDS = ("tts", "tts_builtin", "builtin")

@@ -16,8 +16,9 @@ test = ``tt``.
 from __future__ import annotations
 
 
-from audionets.data.layouts import FileMixtureDataset, check_choice, root_dir
+from audionets.data.layouts import FileMixtureDataset, root_dir
 from audionets.data.wsj0mix import folder_examples, layout_dir
+from audionets.errors import check_choice
 from audionets.registry import DATASETS
 
 GET = ("create WHAM! with the scripts and wham_noise.zip of http://wham.whisper.ai/ "

@@ -34,11 +34,11 @@ from typing import Sequence
 import torch
 
 from audionets.data.layouts import (
-    FileMixtureDataset, MixtureFiles, check_choice, check_gain_range, check_split, load_mono,
+    FileMixtureDataset, MixtureFiles, check_gain_range, check_split, load_mono,
     mix_utterances, require, root_dir, uniform,
 )
 from audionets.data.transforms import speed_perturb
-from audionets.errors import ConfigError
+from audionets.errors import ConfigError, check_choice
 from audionets.registry import DATASETS
 
 GET = ("create {name} from WSJ0 (LDC93S6A) with the wsj0-mix scripts "

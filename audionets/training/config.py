@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from audionets._version import __version__
-from audionets.errors import ConfigError
+from audionets.errors import ConfigError, check_choice
 from audionets.utils import read_text
 
 TASKS = ("classification", "separation", "reconstruction")
@@ -328,8 +328,8 @@ def _validate(config: Config) -> None:
         for key, value in dataclasses.asdict(getattr(config, section)).items():
             flat[f"{section}.{key}"] = value
     for key, choices in _CHOICES.items():
-        if flat[key] is not None and flat[key] not in choices:
-            raise ConfigError(f"{key}: {flat[key]!r} is not one of: {', '.join(choices)}")
+        if flat[key] is not None:
+            check_choice(key, flat[key], choices)
     for key in _POSITIVE:
         if flat[key] is not None and flat[key] <= 0:
             raise ConfigError(f"{key}: must be a positive integer, got {flat[key]!r}")
