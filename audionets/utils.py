@@ -6,9 +6,10 @@ import contextlib
 import errno
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from audionets.errors import ConfigError, OutputError
 
@@ -235,3 +236,44 @@ def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class _NoBar:
+    """Progress shown nowhere."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _CallbackBar:
+    """Calls ``report(done, total)`` after each update (a web page's progress, for example)."""
+
+    def __init__(self, report: Callable[[int, int], None], total: int, done: int) -> None:
+        self.report, self.total, self.done = report, total, done
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.report(self.done, self.total)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, name: str, enabled: bool | Callable[[int, int], None],
+                 unit: str = "chunk", initial: int = 0, **tqdm_options: Any):
+    """Progress with ``update``/``close``: a tqdm bar on stderr when ``enabled`` is True, calls
+    of ``enabled(done, total)`` when it is a callable, nothing when it is False.
+
+    ``initial`` counts work done before (a resumed job); ``tqdm_options`` go to the bar.
+    """
+    if callable(enabled):
+        return _CallbackBar(enabled, total, initial)
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=name, unit=unit, file=sys.stderr, leave=False,
+                dynamic_ncols=True, **tqdm_options)

@@ -622,3 +622,18 @@ def test_check_choice_names_the_key_and_the_choices():
     check_choice("data.mode", "min", ("min", "max"))
     with pytest.raises(ConfigError, match=r"^data\.num_speakers: 4 is not one of: 2, 3$"):
         check_choice("data.num_speakers", 4, (2, 3))
+
+
+def test_progress_bar_shows_on_stderr_calls_back_or_stays_silent(capsys):
+    from audionets.utils import progress_bar
+
+    calls = []
+    bar = progress_bar(5, "job", lambda done, total: calls.append((done, total)), initial=2)
+    bar.update(1), bar.update(2), bar.close()
+    assert calls == [(3, 5), (5, 5)]
+    silent = progress_bar(5, "job", False)
+    silent.update(5), silent.close()
+    assert capsys.readouterr().err == ""
+    shown = progress_bar(4, "job", True, unit="file", initial=1)
+    shown.update(3), shown.close()
+    assert "job" in capsys.readouterr().err and shown.n == 4

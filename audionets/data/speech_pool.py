@@ -35,7 +35,7 @@ from audionets import audio
 from audionets.data import synthesizers
 from audionets.data.synthesizers import SPLITS, Prosody, Voice
 from audionets.errors import ConfigError
-from audionets.utils import atomic_write, check_out_dir, prepare_out_dir
+from audionets.utils import atomic_write, check_out_dir, prepare_out_dir, progress_bar
 
 POOL_VERSION = 2
 #: Utterances per split: most for training, enough held-out voices for a stable test score.
@@ -256,10 +256,8 @@ def _done(path: Path) -> bool:
 def _run(root: Path, jobs: list[Utterance], sample_rate: int, workers: int, progress: bool,
          total: int) -> int:
     """Synthesize ``jobs`` with ``workers`` processes and a progress bar; return frames."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, initial=total - len(jobs), desc="speech pool", unit="utt",
-               disable=not progress, smoothing=0.05)
+    bar = progress_bar(total, "speech pool", progress, unit="utt", initial=total - len(jobs),
+                       smoothing=0.05)
     frames = 0
     batches = _batches(jobs)
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Callable
-
 import torch
 
 from audionets.errors import AudioError, CheckpointError
@@ -57,38 +54,3 @@ def is_exported_model(model) -> bool:
     """Whether ``model`` is a runtime model of an exported folder (onnxruntime, TorchScript):
     it runs as exported (no pre-packing, no quantization)."""
     return not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _CallbackBar:
-    """Calls ``report(done, total)`` after each update (a web page's progress, for example)."""
-
-    def __init__(self, report: Callable[[int, int], None], total: int) -> None:
-        self.report, self.total, self.done = report, total, 0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        self.report(self.done, self.total)
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int, name: str, enabled: bool | Callable[[int, int], None],
-                 unit: str = "chunk"):
-    """Progress with ``update``/``close``: a tqdm bar on stderr when ``enabled`` is True, calls
-    of ``enabled(done, total)`` when it is a callable, nothing when it is False."""
-    if callable(enabled):
-        return _CallbackBar(enabled, total)
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=name, unit=unit, file=sys.stderr, leave=False)

@@ -26,9 +26,8 @@ from audionets.inference._common import (
     check_outputs,
     is_exported_model,
     load_checked,
-    progress_bar,
 )
-from audionets.utils import resolve_device
+from audionets.utils import progress_bar, resolve_device
 
 #: Shipped model used when no model is named.
 DEFAULT_CLASSIFIER = "cnn-synth-events"

@@ -30,9 +30,8 @@ from audionets.inference._common import (
     check_outputs,
     is_exported_model,
     load_checked,
-    progress_bar,
 )
-from audionets.utils import prepare_out_dir, resolve_device
+from audionets.utils import prepare_out_dir, progress_bar, resolve_device
 
 #: Shipped model used when no model is named.
 DEFAULT_SEPARATOR = "sepformer-synth-2spk"

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from audionets.utils import atomic_write
+from audionets.utils import atomic_write, progress_bar
 
 #: a reference whose RMS is below this (about -100 dBFS) counts as silent
 SILENCE_RMS = 1e-5
@@ -145,17 +145,15 @@ def evaluate(model: nn.Module, task: str, dataset: Any, device: str | torch.devi
                           "the data the model was trained for")
     model = model.to(device).eval()
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    iterator = range(count)
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, desc="evaluate", unit="file", dynamic_ncols=True, leave=False)
+    bar = progress_bar(count, "evaluate", progress, unit="file")
     rows, last_log = [], time.monotonic()
-    for index in iterator:
+    for index in range(count):
         rows.append(evaluate_item(model, task, dataset[index], device, sdr=sdr))
+        bar.update(1)
         if not progress and time.monotonic() - last_log > LOG_INTERVAL_S:
             last_log = time.monotonic()  # no terminal (a batch job): a line now and then
             log.info("evaluate: %d/%d files", index + 1, count)
+    bar.close()
     names = tuple(n for n in METRICS[task] if sdr or not n.startswith("sdr"))
     summary: dict[str, Any] = summarize(rows, names)
     notes: dict[str, int] = {}
