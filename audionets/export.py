@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from audionets import __version__
+from audionets._version import __version__
 from audionets.errors import CheckpointError, ConfigError
 
 FORMATS = ("safetensors", "onnx", "torchscript")
