@@ -5,8 +5,10 @@ from audionets.registry import MODELS
 
 
 def test_every_registered_model_is_exported():
-    for name in MODELS.names():
-        cls = MODELS.get(name)
+    ours = [(name, MODELS.get(name)) for name in MODELS.names()]
+    ours = [(name, cls) for name, cls in ours if cls.__module__.startswith("audionets.models.")]
+    assert len(ours) >= 11  # tests register their own toy models too; those are not exported
+    for name, cls in ours:
         assert getattr(models, cls.__name__) is cls, name
         assert cls.__name__ in models.__all__
     assert all(hasattr(models, name) for name in models.__all__)
