@@ -188,6 +188,30 @@ def test_sigterm_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
+def test_the_long_schedule_resumed_after_sigterm_is_the_uninterrupted_run(tmp_path):
+    """How the shipped separator trains across sessions: warm-up + cosine over a fixed
+    max_steps, max_epochs out of the way, stopped mid-epoch by the machine and resumed."""
+    common = ("trainer.max_epochs=100", "trainer.max_steps=20", "scheduler.name=cosine",
+              "scheduler.warmup_steps=4", "scheduler.min_lr=0.001", "trainer.test=false",
+              "model.dropout=0.2")
+    straight = train(make_config(tmp_path, *common, name="straight"))
+    assert straight.status == "max_steps" and straight.step == 20
+    stopped = train(make_config(tmp_path, *common, "model.kill_at_call=9", name="killed"))
+    assert stopped.status == "interrupted" and stopped.step == 9
+    finished = train(make_config(tmp_path, *common, name="killed"), resume=True)
+    assert finished.status == "max_steps" and finished.step == 20
+    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")
+    b = load_checkpoint(tmp_path / "killed/checkpoints/last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    rows_a = read_metrics(tmp_path / "straight/metrics.csv")
+    rows_b = read_metrics(tmp_path / "killed/metrics.csv")
+    assert [r["lr"] for r in rows_a] == [r["lr"] for r in rows_b]
+    # epoch 1 ends after step 6: 2 of the 16 decay steps done
+    assert rows_b[0]["lr"] == pytest.approx(0.001 + 0.049 * (1 + math.cos(math.pi * 2 / 16)) / 2,
+                                       rel=1e-5)  # (metrics.csv keeps 6 significant digits)
+    assert rows_b[-1]["lr"] == pytest.approx(0.001)  # the decay ends at max_steps
+
+
 @pytest.mark.parametrize("kill", ["model.kill_at_eval_call=1", "model.kill_at_call=6"])
 def test_sigterm_in_validation_or_at_an_epoch_end(tmp_path, kill):
     """Stopped in epoch 1's validation (or at its last step): resume re-validates, same run."""
