@@ -35,6 +35,8 @@ SMALL = {
                   "model.nhead=2", "model.d_ffn=32"],
     "dprnn": ["model.encoder_channels=16", "model.d_model=16", "model.chunk_size=20",
               "model.num_blocks=1", "model.lstm_hidden_size=8"],
+    "sudormrf": ["model.encoder_channels=16", "model.channels=8", "model.hidden_channels=16",
+                 "model.num_blocks=1"],
 }
 
 
@@ -87,6 +89,7 @@ CASES = [
     ("librimix", "config.yaml", "sepformer"), ("librimix", "dprnn.yaml", "dprnn"),
     ("wham", "config.yaml", "sepformer"), ("wham", "dprnn.yaml", "dprnn"),
     ("tts_mix", "config.yaml", "sepformer"), ("tts_mix", "dprnn.yaml", "dprnn"),
+    ("tts_mix", "sudormrf_lite.yaml", "sudormrf"),
 ]
 
 
