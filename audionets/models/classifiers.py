@@ -473,6 +473,9 @@ class AttentionClassifier(nn.Module):
         features = int(self.frontend.out_channels)
         self.input_norm = build_input_norm(input_norm, features)
         self.proj = nn.Linear(features, d_model)
+        # None when unused (not in the state dict), so that TorchScript drops their branches
+        self.position: nn.Parameter | None = None
+        self.cls: nn.Parameter | None = None
         if positional == "learned":
             self.position = nn.Parameter(torch.zeros(self.max_frames, d_model))
             nn.init.normal_(self.position, std=0.02)
@@ -508,15 +511,17 @@ class AttentionClassifier(nn.Module):
         frames = x.shape[1]
         if self.positional == "sinusoidal":
             x = x + sinusoidal_encoding(frames, x.shape[-1], device=x.device, dtype=x.dtype)
-        elif self.positional == "learned":
+        position = self.position
+        if position is not None:  # positional == "learned"
             if frames > self.max_frames:
                 raise ConfigError(
                     f"the input has {frames} frames but model.max_frames={self.max_frames}; "
                     "raise model.max_frames or use model.positional: sinusoidal"
                 )
-            x = x + self.position[:frames]
-        if self.pooling == "cls":
-            x = torch.cat((self.cls.expand(x.shape[0], -1, -1), x), dim=1)
+            x = x + position[:frames]
+        cls = self.cls
+        if cls is not None:  # pooling == "cls"
+            x = torch.cat((cls.expand(x.shape[0], -1, -1), x), dim=1)
         for layer in self.layers:
             x = layer(x)
         x = self.norm(x)
