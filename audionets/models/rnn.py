@@ -22,8 +22,12 @@ import torch
 from torch import nn
 
 from audionets.errors import ConfigError
+from audionets.nn import onnx_ops
 
 CELLS = ("rnn", "mgu", "gru", "lstm")
+#: ONNX ``GRU`` reset-gate bias that stands for an MGU: sigmoid(30) is 1.0 in float32, so the
+#: GRU's candidate sees the whole previous state, as the MGU's does
+_OPEN_RESET_GATE = 30.0
 
 
 class MGUCell(nn.Module):
@@ -65,6 +69,38 @@ class MGUCell(nn.Module):
             h = x.new_zeros(x.shape[0], self.hidden_size)
         return self.step(self.input_projection(x), h)
 
+    def sequence(self, x: torch.Tensor, h: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """Run over ``x[B, T, I]`` from ``h[B, H]`` (backwards in time if ``reverse``);
+        the states ``[B, T, H]`` in time order."""
+        projected = self.input_projection(x)  # [B, T, 2H], one product for all steps
+        length = x.shape[1]
+        outputs: list[torch.Tensor] = []
+        for i in range(length):
+            h = self.step(projected[:, length - 1 - i if reverse else i], h)
+            outputs.append(h)
+        if reverse:
+            outputs.reverse()
+        return torch.stack(outputs, dim=1)
+
+    def onnx_gru_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This cell as an ONNX ``GRU`` direction (gates update, reset, hidden;
+        ``linear_before_reset=1``): ``W[3H, I], R[3H, H], B[6H]``.
+
+        The MGU's forget gate is the GRU's update gate z (``h' = z h + (1 - z) candidate``
+        in both), and a reset gate with zero weights and a bias of :data:`_OPEN_RESET_GATE`
+        is always 1, which leaves the GRU's candidate ``tanh(W_h x + b_h + R_h h)``: the MGU's.
+        """
+        hidden = self.hidden_size
+        gate_in, cand_in = self.weight_ih.chunk(2)
+        gate_rec, cand_rec = self.weight_hh.chunk(2)
+        weights = torch.cat((gate_in, torch.zeros_like(gate_in), cand_in))
+        recurrent = torch.cat((gate_rec, torch.zeros_like(gate_rec), cand_rec))
+        bias = self.bias if self.bias is not None else self.weight_ih.new_zeros(2 * hidden)
+        gate_bias, cand_bias = bias.chunk(2)
+        bias = torch.cat((gate_bias, torch.full_like(gate_bias, _OPEN_RESET_GATE), cand_bias,
+                          bias.new_zeros(3 * hidden)))
+        return weights, recurrent, bias
+
 
 class MinimalGatedUnit(nn.Module):
     """A multi-layer, optionally bidirectional MGU with the interface of :class:`torch.nn.GRU`.
@@ -100,37 +136,51 @@ class MinimalGatedUnit(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def _run(self, cell: MGUCell, x: torch.Tensor, h: torch.Tensor, reverse: bool) -> torch.Tensor:
-        projected = cell.input_projection(x)  # [B, T, 2H]
-        steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
-        outputs: list[torch.Tensor] = [x.new_empty(0)] * x.shape[1]
-        for t in steps:
-            h = cell.step(projected[:, t], h)
-            outputs[t] = h
-        return torch.stack(outputs, dim=1)
-
     def forward(
         self, x: torch.Tensor, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.batch_first:
             x = x.transpose(0, 1)
+        if not torch.jit.is_scripting():
+            if onnx_ops.exporting_onnx() and h0 is None:  # one ONNX GRU per layer, any length
+                x, finals = self._onnx_layers(x)
+                return (x if self.batch_first else x.transpose(0, 1)), finals
         directions = 2 if self.bidirectional else 1
         if h0 is None:
             h0 = x.new_zeros(self.num_layers * directions, x.shape[0], self.hidden_size)
-        finals = []
-        for layer in range(self.num_layers):
-            outs = []
-            for direction in range(directions):
-                index = layer * directions + direction
-                out = self._run(self.cells[index], x, h0[index], reverse=direction == 1)
-                finals.append(out[:, 0] if direction == 1 else out[:, -1])
-                outs.append(out)
-            x = torch.cat(outs, dim=-1)
-            if layer < self.num_layers - 1:
-                x = self.dropout(x)
+        finals: list[torch.Tensor] = []
+        outs: list[torch.Tensor] = []
+        for index, cell in enumerate(self.cells):  # layer by layer, forward then backward
+            reverse = index % directions == 1
+            out = cell.sequence(x, h0[index], reverse)
+            finals.append(out[:, 0] if reverse else out[:, -1])
+            outs.append(out)
+            if len(outs) == directions:  # the layer is complete: the next one's input
+                x = torch.cat(outs, dim=-1)
+                outs = []
+                if index < len(self.cells) - 1:
+                    x = self.dropout(x)
         if not self.batch_first:
             x = x.transpose(0, 1)
         return x, torch.stack(finals, dim=0)
+
+    def _onnx_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` from a zero state as ONNX ``GRU`` operators (export only):
+        ``x[B, T, I] -> (output[B, T, D * H], h_n[num_layers * D, B, H])``."""
+        directions = 2 if self.bidirectional else 1
+        hidden = self.hidden_size
+        sequence = x.transpose(0, 1)  # [T, B, I]
+        finals = []
+        for layer in range(self.num_layers):
+            cells = [self.cells[layer * directions + d] for d in range(directions)]
+            weights, recurrent, bias = (torch.stack(parts) for parts in
+                                        zip(*(cell.onnx_gru_weights() for cell in cells)))
+            sequence = onnx_ops.recurrent_layer("GRU", sequence, weights, recurrent, bias,
+                                                self.bidirectional, linear_before_reset=1)
+            finals.append(sequence[-1, :, :hidden])
+            if self.bidirectional:
+                finals.append(sequence[0, :, hidden:])
+        return sequence.transpose(0, 1), torch.stack(finals)
 
 
 def build_recurrent(

@@ -4,7 +4,9 @@
 axis whose length is computed from the input, and the loop does not survive sizes that are only
 known at run time. ONNX has native ``LSTM``, ``GRU`` and ``RNN`` operators that take any
 sequence length, so while ``torch.onnx.export`` runs, :func:`recurrent` emits them directly
-(``torch.onnx.ops.symbolic``) with the PyTorch weights re-ordered to ONNX's gate layout.
+(``torch.onnx.ops.symbolic``) with the PyTorch weights re-ordered to ONNX's gate layout;
+:func:`recurrent_layer` emits one layer from weights already in that layout (the minimal gated
+unit of :mod:`audionets.models.rnn` is an ONNX ``GRU`` whose reset gate is always open).
 """
 
 from __future__ import annotations
@@ -70,12 +72,28 @@ def recurrent(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
             ])
         else:
             bias = sequence.new_zeros(directions, 2 * gates * hidden)
-        length, batch = sequence.shape[0], sequence.shape[1]
-        out = torch.onnx.ops.symbolic(
-            f"::{op}", (sequence, weights, recurrent_weights, bias),
-            {"hidden_size": hidden,
-             "direction": "bidirectional" if module.bidirectional else "forward", **attributes},
-            dtype=sequence.dtype, shape=(length, directions, batch, hidden), version=14,
-        )  # [L, D, B, H]
-        sequence = out.permute(0, 2, 1, 3).reshape(length, batch, directions * hidden)
+        sequence = recurrent_layer(op, sequence, weights, recurrent_weights, bias,
+                                   module.bidirectional, **attributes)
     return sequence.transpose(0, 1) if module.batch_first else sequence
+
+
+def recurrent_layer(op: str, sequence: torch.Tensor, weights: torch.Tensor,
+                    recurrent_weights: torch.Tensor, bias: torch.Tensor, bidirectional: bool,
+                    **attributes: int) -> torch.Tensor:
+    """One ONNX ``LSTM`` / ``GRU`` / ``RNN`` operator from a zero initial state, weights in
+    ONNX's layout and gate order.
+
+    Shapes (D = 2 if ``bidirectional``, G gates, H hidden units): ``sequence[L, B, I]``,
+    ``weights[D, G * H, I]``, ``recurrent_weights[D, G * H, H]``, ``bias[D, 2 * G * H]``
+    (input then recurrent biases) ``-> [L, B, D * H]`` (the directions concatenated).
+    """
+    directions = 2 if bidirectional else 1
+    hidden = recurrent_weights.shape[-1]
+    length, batch = sequence.shape[0], sequence.shape[1]
+    out = torch.onnx.ops.symbolic(
+        f"::{op}", (sequence, weights, recurrent_weights, bias),
+        {"hidden_size": hidden, "direction": "bidirectional" if bidirectional else "forward",
+         **attributes},
+        dtype=sequence.dtype, shape=(length, directions, batch, hidden), version=14,
+    )  # [L, D, B, H]
+    return out.permute(0, 2, 1, 3).reshape(length, batch, directions * hidden)
