@@ -47,13 +47,14 @@ SIGNATURES = {
 CHECK_LENGTHS = (7, 12347)
 
 
-def export_section(task: str, fmt: str, precision: str = "float32") -> dict[str, Any]:
-    """The ``export`` section of an exported folder's ``config.yaml``."""
+def export_section(task: str, fmt: str) -> dict[str, Any]:
+    """The ``export`` section of an exported float32 folder's ``config.yaml``
+    (:func:`quantize_folder` turns it into an int8 one)."""
     if task not in SIGNATURES:
         raise CheckpointError(f"a {task} model cannot be exported as {fmt}; only separators "
                               "and classifiers can")
     inputs, outputs = SIGNATURES[task]
-    section = {"format": fmt, "file": GRAPH_FILES[fmt], "precision": precision,
+    section = {"format": fmt, "file": GRAPH_FILES[fmt], "precision": "float32",
                "inputs": [dict(inputs)], "outputs": [dict(outputs)]}
     if fmt == "onnx":
         section["opset"] = OPSET
@@ -189,6 +190,51 @@ def check_export(model: nn.Module, folder: Path, compare: bool = True,
     return worst
 
 
+def _move_into_place(staging: Path, folder: Path, graph: str) -> None:
+    """fsync ``graph`` and ``config.yaml`` in ``staging`` and rename them into ``folder``."""
+    import os
+
+    for name in (graph, "config.yaml"):  # the graph first: a config never names a graph
+        with open(staging / name, "rb+") as handle:  # that is not there
+            os.fsync(handle.fileno())
+        os.replace(staging / name, folder / name)
+
+
+def quantize_folder(source: str | Path, target: str | Path) -> Path:
+    """Write an int8 copy of the float32 ONNX folder ``source`` (an :func:`export_model`
+    output) to ``target``: :func:`quantize_onnx` of its graph, its ``config.yaml`` with
+    ``precision: int8``. The graph is checked for its output shapes against ``source`` (its
+    values differ from float32 by design) before anything is moved into ``target``.
+    """
+    import tempfile
+
+    import yaml
+
+    from audionets import hub
+    from audionets.inference.backends import load_exported
+    from audionets.utils import prepare_out_dir
+
+    source, target = Path(source), Path(target)
+    config = hub.read_config(source / hub.CONFIG)
+    section = config.get(hub.EXPORT_KEY)
+    if not isinstance(section, dict) or section.get("format") != "onnx" \
+            or section.get("precision") != "float32":
+        raise CheckpointError(f"{source}: not a float32 ONNX export; export it with "
+                              "--format onnx first")
+    config[hub.EXPORT_KEY] = dict(section, precision="int8")
+    reference, _ = load_exported(source)
+    graph = GRAPH_FILES["onnx"]
+    prepare_out_dir(target)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".export-") as scratch:
+        staging = Path(scratch)
+        quantize_onnx(source / graph, staging / graph)
+        (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False),
+                                             encoding="utf-8")
+        check_export(reference, staging, compare=False)
+        _move_into_place(staging, target, graph)
+    return target
+
+
 def export_model(model: nn.Module, meta, folder: str | Path, fmt: str,
                  precision: str = "float32") -> Path:
     """Write ``model`` (with ``meta``, a :class:`~audionets.hub.ModelMeta`) to ``folder``
@@ -196,11 +242,9 @@ def export_model(model: nn.Module, meta, folder: str | Path, fmt: str,
 
     The files are written and checked in a temporary folder inside ``folder`` and moved into
     place only when the check passes, so a failed export leaves nothing behind (and an earlier
-    export in ``folder`` as it was). ``precision="int8"`` (ONNX only) quantizes the exported
-    graph dynamically; it is checked for its shapes only (its values differ from float32 by
-    design).
+    export in ``folder`` as it was). ``precision="int8"`` (ONNX only): the float32 graph,
+    checked against PyTorch, is quantized with :func:`quantize_folder`.
     """
-    import os
     import tempfile
 
     import yaml
@@ -217,7 +261,7 @@ def export_model(model: nn.Module, meta, folder: str | Path, fmt: str,
     config = dict(meta.config)
     config.update(task=meta.task, sample_rate=int(meta.sample_rate), labels=meta.labels,
                   audionets_version=__version__,
-                  export=export_section(meta.task, fmt, precision))
+                  export=export_section(meta.task, fmt))
     model = model.cpu().eval()
     prepare_out_dir(folder)
     graph = GRAPH_FILES[fmt]
@@ -227,16 +271,11 @@ def export_model(model: nn.Module, meta, folder: str | Path, fmt: str,
             write_torchscript(model, staging / graph)
         else:
             write_onnx(model, staging / graph, meta.task, meta.sample_rate)
-            if precision == "int8":
-                fp32 = staging / "float32.onnx"
-                os.replace(staging / graph, fp32)
-                quantize_onnx(fp32, staging / graph)
-                fp32.unlink()
         (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False),
                                              encoding="utf-8")
-        check_export(model, staging, compare=precision == "float32")
-        for name in (graph, "config.yaml"):  # the graph first: a config never names a
-            with open(staging / name, "rb+") as handle:  # graph that is not there
-                os.fsync(handle.fileno())
-            os.replace(staging / name, folder / name)
+        check_export(model, staging)
+        if precision == "int8":
+            quantize_folder(staging, folder)
+        else:
+            _move_into_place(staging, folder, graph)
     return folder

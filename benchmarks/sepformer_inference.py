@@ -62,20 +62,12 @@ def load_variant(variant: str, folder: Path, device: torch.device):
 
 def export_onnx(folder: Path) -> None:
     """``folder/onnx`` and ``folder/onnx-int8``: the SpeechBrain folder's model exported."""
-    import shutil
-
-    import yaml
-
     from audionets import hub
-    from audionets.export import export_model, quantize_onnx
+    from audionets.export import export_model, quantize_folder
 
     model, meta = hub.load_model(folder)
     export_model(model, meta, folder / "onnx", "onnx")
-    shutil.copytree(folder / "onnx", folder / "onnx-int8")
-    quantize_onnx(folder / "onnx" / "model.onnx", folder / "onnx-int8" / "model.onnx")
-    config = yaml.safe_load((folder / "onnx-int8" / "config.yaml").read_text())
-    config["export"]["precision"] = "int8"
-    (folder / "onnx-int8" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    quantize_folder(folder / "onnx", folder / "onnx-int8")
 
 
 def worker(args: argparse.Namespace) -> None:
