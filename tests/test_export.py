@@ -317,3 +317,19 @@ def test_export_cli_refuses_to_overwrite_and_checks_options(shipped_onnx, tmp_pa
                  "--precision", "int8"]) == 1
     assert "--format onnx" in capsys.readouterr().err
     assert not (tmp_path / "ts").exists()
+
+
+def test_int8_export_checks_float32_then_writes_only_the_int8_folder(exported, tmp_path,
+                                                                     monkeypatch):
+    import audionets.export
+
+    _, source, onnx_folder = exported("tf_cnn", "onnx")
+    # the graph the exporter would write (exported once above), so that no second export runs
+    monkeypatch.setattr(audionets.export, "write_onnx",
+                        lambda model, path, task, rate: shutil.copy(onnx_folder / "model.onnx",
+                                                                    path))
+    out = export_model(*hub.load_model(source), tmp_path / "int8", "onnx", precision="int8")
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "model.onnx"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["export"]["precision"] == "int8"
+    runtime, meta = load_exported(out)
+    assert meta.labels == LABELS and tuple(runtime(torch.randn(2, 4321)).shape) == (2, 3)
