@@ -135,6 +135,54 @@ def test_wave_augment_applies_each_step_as_configured():
     assert torch.equal(untouched, wav)
 
 
+def _peak_hz(wav: torch.Tensor) -> float:
+    spec = np.abs(np.fft.rfft(wav.double().numpy()))
+    return float(np.fft.rfftfreq(wav.shape[-1], 1.0 / SR)[spec.argmax()])
+
+
+def test_centre_fit_and_time_shift():
+    wav = torch.arange(1.0, 11.0)
+    assert torch.equal(T.centre_fit(wav, 6), torch.arange(3.0, 9.0))
+    assert torch.equal(T.centre_fit(wav, 13), torch.cat([torch.zeros(1), wav, torch.zeros(2)]))
+    assert torch.equal(T.time_shift(wav, 3), torch.cat([torch.zeros(3), wav[:7]]))
+    assert torch.equal(T.time_shift(wav, -4), torch.cat([wav[4:], torch.zeros(4)]))
+    assert torch.equal(T.time_shift(wav, 0), wav) and not T.time_shift(wav, 12).any()
+
+
+def test_wave_augment_speed_scales_frequency_and_keeps_length():
+    g = torch.Generator().manual_seed(0)
+    tone = _sine(1000.0, seconds=0.5)
+    fast = WaveAugment(SR, speed_prob=1.0, speed_range=(1.2, 1.2))(tone, g)
+    slow = WaveAugment(SR, speed_prob=1.0, speed_range=(0.8, 0.8))(tone, g)
+    assert fast.shape == slow.shape == tone.shape
+    assert _peak_hz(fast[1000:-1000]) == pytest.approx(1200.0, abs=5)
+    assert _peak_hz(slow) == pytest.approx(800.0, abs=5)
+    # sped up: 1/1.2 of the length holds the tone, centred; the rest is zero padding
+    assert not fast[:600].any() and not fast[-600:].any()
+    assert fast[4000:4100].abs().max() > 0.4
+    factors = set()
+    for _ in range(30):
+        out = WaveAugment(SR, speed_prob=1.0, speed_range=(0.9, 1.1))(tone, g)
+        factors.add(round(_peak_hz(out[2000:-2000]) / 1000.0, 2))
+    assert min(factors) <= 0.93 and max(factors) >= 1.07  # the range is drawn
+
+
+def test_wave_augment_shift_moves_the_clip_by_at_most_shift_max():
+    g = torch.Generator().manual_seed(0)
+    click = torch.zeros(SR)
+    click[SR // 2] = 1.0
+    shifted = [int(WaveAugment(SR, shift_max=0.1)(click, g).argmax()) - SR // 2
+               for _ in range(200)]
+    assert max(abs(s) for s in shifted) <= 0.1 * SR
+    assert min(shifted) < -0.08 * SR and max(shifted) > 0.08 * SR
+    word = _sine(300.0) + 0.5  # no zero sample: the zeros are the shift's fill
+    for _ in range(5):
+        moved = WaveAugment(SR, shift_max=0.05)(word, g)
+        lead, trail = int((moved != 0).int().argmax()), int((moved.flip(0) != 0).int().argmax())
+        assert min(lead, trail) == 0 and max(lead, trail) <= 0.05 * SR
+        assert torch.equal(moved, T.time_shift(word, lead - trail))
+
+
 def test_build_augment_checks_its_config():
     assert build_augment(None, SR) is None and build_augment({}, SR) is None
     augment = build_augment({"peak_db": [-50, 0], "resample_rates": [8000, 22050],
@@ -145,7 +193,10 @@ def test_build_augment_checks_its_config():
                       ({"peak_db": [0, -10]}, "data.augment.peak_db"),
                       ({"reverb_rt60": [0.0, 0.2]}, "data.augment.reverb_rt60"),
                       ({"resample_rates": []}, "data.augment.resample_rates"),
-                      ({"band_prob": "often"}, "data.augment.band_prob")):
+                      ({"band_prob": "often"}, "data.augment.band_prob"),
+                      ({"speed_prob": 2}, "data.augment.speed_prob"),
+                      ({"speed_range": [0.0, 1.1]}, "data.augment.speed_range"),
+                      ({"shift_max": -0.1}, "data.augment.shift_max")):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             build_augment(spec, SR)
 

@@ -3,8 +3,14 @@
 A dataset that takes ``augment: {...}`` (``data.augment`` in a config) builds a
 :class:`WaveAugment` from it with :func:`build_augment` and calls it on each training item
 ``[T]``. Each step below is applied with its own probability, in this order, with the
-functions of :mod:`audionets.data.transforms`:
+functions of :mod:`audionets.data.transforms`; the output keeps the input's length:
 
+a. ``speed_prob``: played faster or slower by a factor drawn uniformly from ``speed_range``
+   (:func:`~audionets.data.transforms.speed_perturb`: tempo and pitch together), then
+   centre-cropped or zero-padded equally on both sides back to T samples.
+b. ``shift_max``: moved in time by a whole number of samples drawn uniformly from
+   ``[-shift_max, shift_max]`` seconds, zeros filling the space left (always, when > 0), as
+   the time shift of keyword-spotting training.
 1. ``reverb_prob``: convolution with a :func:`~audionets.data.transforms.synthetic_rir` of an
    RT60 drawn from ``reverb_rt60`` seconds and a direct-to-reverberant ratio drawn from
    ``reverb_drr_db`` (mild rooms by default).
@@ -31,7 +37,8 @@ from typing import Any, Sequence
 import torch
 
 from audionets.data.transforms import (
-    add_dc_offset, band_limit, resample_through, reverberate, set_peak_db, synthetic_rir,
+    add_dc_offset, band_limit, centre_fit, resample_through, reverberate, set_peak_db,
+    speed_perturb, synthetic_rir, time_shift,
 )
 from audionets.errors import ConfigError
 
@@ -42,6 +49,9 @@ class WaveAugment:
 
     sample_rate: int
     peak_db: tuple[float, float] | None = None
+    speed_prob: float = 0.0
+    speed_range: tuple[float, float] = (0.9, 1.1)
+    shift_max: float = 0.0
     dc_prob: float = 0.0
     dc_max: float = 0.1
     resample_prob: float = 0.0
@@ -65,6 +75,11 @@ class WaveAugment:
         def draw_log(low: float, high: float) -> float:
             return math.exp(draw(math.log(low), math.log(high)))
 
+        if chance(self.speed_prob):
+            wav = centre_fit(speed_perturb(wav, draw(*self.speed_range)), wav.shape[-1])
+        if self.shift_max > 0:
+            most = int(self.shift_max * self.sample_rate)
+            wav = time_shift(wav, int(torch.randint(-most, most + 1, (), generator=generator)))
         if chance(self.reverb_prob):
             rir = synthetic_rir(draw(*self.reverb_rt60), self.sample_rate, generator,
                                 direct_to_reverb_db=draw(*self.reverb_drr_db))
@@ -83,9 +98,10 @@ class WaveAugment:
         return wav
 
 
-_PAIRS = ("peak_db", "band_low_hz", "band_high_hz", "reverb_rt60", "reverb_drr_db")
-_POSITIVE_PAIRS = ("band_low_hz", "band_high_hz", "reverb_rt60")
-_PROBS = ("dc_prob", "resample_prob", "band_prob", "reverb_prob")
+_PAIRS = ("peak_db", "speed_range", "band_low_hz", "band_high_hz", "reverb_rt60",
+          "reverb_drr_db")
+_POSITIVE_PAIRS = ("speed_range", "band_low_hz", "band_high_hz", "reverb_rt60")
+_PROBS = ("speed_prob", "dc_prob", "resample_prob", "band_prob", "reverb_prob")
 
 
 def build_augment(spec: dict[str, Any] | None, sample_rate: int,
@@ -122,6 +138,10 @@ def build_augment(spec: dict[str, Any] | None, sample_rate: int,
                 raise ConfigError(f"{name}: a probability must lie in [0, 1], got {value!r}")
         elif key == "dc_max":
             values[key] = abs(_number(value, name))
+        elif key == "shift_max":
+            values[key] = _number(value, name)
+            if values[key] < 0:
+                raise ConfigError(f"{name}: a time shift in seconds must be >= 0, got {value!r}")
         else:  # resample_rates
             values[key] = _rates(value, name)
     return WaveAugment(sample_rate=int(sample_rate), **values)

@@ -22,6 +22,7 @@ __all__ = [
     "add_dc_offset",
     "apply_gain_db",
     "band_limit",
+    "centre_fit",
     "colored_noise",
     "crop_or_pad",
     "mix_at_snr",
@@ -33,6 +34,7 @@ __all__ = [
     "set_peak_db",
     "speed_perturb",
     "synthetic_rir",
+    "time_shift",
 ]
 
 
@@ -70,6 +72,30 @@ def crop_or_pad(wav: torch.Tensor, length: int, random: bool = False,
     if total < length:
         return torch.nn.functional.pad(wav, (0, length - total))
     return wav
+
+
+def centre_fit(wav: torch.Tensor, length: int) -> torch.Tensor:
+    """``wav`` [..., T] centre-cropped, or zero-padded equally on both sides (the odd sample
+    at the end), to exactly ``length`` samples: a centred word stays centred."""
+    total = wav.shape[-1]
+    if total >= length:
+        start = (total - length) // 2
+        return wav[..., start:start + length]
+    left = (length - total) // 2
+    return torch.nn.functional.pad(wav, (left, length - total - left))
+
+
+def time_shift(wav: torch.Tensor, shift: int) -> torch.Tensor:
+    """``wav`` [..., T] moved ``shift`` samples later (earlier when negative), zeros filling
+    the space left; the samples moved past either end are dropped. Same length T."""
+    total = wav.shape[-1]
+    if shift == 0:
+        return wav
+    if abs(shift) >= total:
+        return torch.zeros_like(wav)
+    if shift > 0:
+        return torch.nn.functional.pad(wav[..., :total - shift], (shift, 0))
+    return torch.nn.functional.pad(wav[..., -shift:], (0, -shift))
 
 
 def apply_gain_db(wav: torch.Tensor, gain_db: float | torch.Tensor) -> torch.Tensor:
