@@ -207,6 +207,22 @@ def test_speech_commands_background_noise_snr(sc_root):
     assert float(snr) == pytest.approx(10.0, abs=1e-3)
 
 
+def test_speech_commands_augment_in_train_only(sc_root):
+    def build(split, augment):
+        return DATASETS.build("speech_commands", split=split, root=str(sc_root), noise_prob=0.0,
+                              augment=augment)
+
+    augment = {"peak_db": [-30.0, -30.0], "shift_max": 0.05}
+    train, plain = build("train", augment), build("train", None)
+    torch.manual_seed(0)
+    for i in range(3):
+        x, y = plain[i]["wav"], train[i]["wav"]
+        assert float(y.abs().max()) == pytest.approx(10 ** (-30 / 20), rel=1e-4)
+        assert not torch.allclose(x / x.abs().max(), y / y.abs().max())
+    valid, reference = build("valid", augment), build("valid", None)
+    assert all(torch.equal(valid[i]["wav"], reference[i]["wav"]) for i in range(len(valid)))
+
+
 def test_speech_commands_errors(tmp_path, sc_root):
     with pytest.raises(ConfigError, match="data.task"):
         DATASETS.build("speech_commands", split="train", root=str(sc_root), task="20")

@@ -19,9 +19,11 @@ file. Tasks:
   noise file at a random volume in [0, 1] (drawn per access in train, fixed per item in
   valid/test; the background files have no split of their own, as in the reference script).
 
-In ``train``, with probability ``noise_prob``, a random one-second crop of a background noise
-file is added to the clip at an SNR drawn from ``noise_snr_db``. Every item is cropped/padded
-to ``segment_seconds`` (1 s).
+In ``train``, a word clip is first augmented by ``augment`` (a
+:class:`~audionets.data.augment.WaveAugment` config: speed, time shift, level, ...; none by
+default), then, with probability ``noise_prob``, a random crop of a background noise file is
+added at an SNR drawn from ``noise_snr_db``. Every item is cropped/padded to
+``segment_seconds`` (1 s).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from audionets.data.augment import build_augment
 from audionets.data.layouts import (
     Clip, ClipDataset, load_mono, require, root_dir, uniform,
 )
@@ -64,6 +67,8 @@ class SpeechCommands(ClipDataset):
         noise_prob: train only: probability of adding background noise to a clip.
         noise_snr_db: train only: ``[low, high]`` SNR range of that noise.
         seed: fixes the unknown-word subset and the valid/test silence items.
+        augment: train only: a :class:`~audionets.data.augment.WaveAugment` config applied to
+            each word clip before the background noise (None: no augmentation).
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class SpeechCommands(ClipDataset):
         noise_prob: float = 0.8,
         noise_snr_db: Sequence[float] = (0.0, 20.0),
         seed: int = 0,
+        augment: dict | None = None,
     ) -> None:
         task = str(task)
         check_choice("data.task", task, ("35", "12"))
@@ -114,6 +120,7 @@ class SpeechCommands(ClipDataset):
                                              unknown_fraction)
         super().__init__(clips, labels, split, sample_rate, segment_seconds)
         self.task = task
+        self.augment = build_augment(augment, self.sample_rate) if split == "train" else None
         self._noise_cache: dict[int, torch.Tensor] = {}
 
     def _twelve_class_clips(
@@ -154,6 +161,8 @@ class SpeechCommands(ClipDataset):
         if clip.path == _SILENCE_PATH:
             return self._noise(generator, length) * uniform(0.0, 1.0, generator)
         wav = super().load_clip(index)
+        if self.augment is not None:
+            wav = self.augment(wav)
         if self.split == "train" and float(torch.rand(())) < self.noise_prob:
             noise = self._noise(None, wav.shape[-1])
             wav = mix_at_snr(wav, noise, uniform(*self.noise_snr_db, None))
