@@ -287,4 +287,4 @@ def test_an_utterance_that_cannot_be_spoken_is_marked_and_left_out(tmp_path, mon
     assert (tmp_path / jobs[0].path).exists() and (tmp_path / jobs[2].path).exists()
     assert not (tmp_path / jobs[1].path).exists()
     assert "exit -11" in (tmp_path / jobs[1].path).with_suffix(".failed").read_text()
-    assert speech_pool._done(tmp_path / jobs[1].path)  # a resumed build does not retry it
+    assert speech_pool.is_done(tmp_path / jobs[1].path)  # a resumed build does not retry it

@@ -27,15 +27,20 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from audionets import audio
 from audionets.data import synthesizers
 from audionets.data.synthesizers import SPLITS, Prosody, Voice
 from audionets.errors import ConfigError
 from audionets.utils import atomic_write, check_out_dir, prepare_out_dir, progress_bar
+
+if TYPE_CHECKING:
+    import torch
 
 POOL_VERSION = 2
 #: Utterances per split: most for training, enough held-out voices for a stable test score.
@@ -100,8 +105,10 @@ class Utterance:
         return f"wav/{self.split}/{self.id}.wav"
 
 
-def _voice_rng(voice: Voice) -> random.Random:
-    return random.Random(int(hashlib.sha1(voice.name.encode()).hexdigest()[:12], 16))
+def voice_base_pitch(voice: Voice) -> int:
+    """The voice's own espeak-ng pitch (20-80), fixed by its name: utterances vary around it."""
+    seed = int(hashlib.sha1(voice.name.encode()).hexdigest()[:12], 16)
+    return random.Random(seed).randint(20, 80)
 
 
 def plan(settings: PoolSettings, voices: list[Voice]) -> list[Utterance]:
@@ -133,7 +140,7 @@ def plan(settings: PoolSettings, voices: list[Voice]) -> list[Utterance]:
             engine, voices_of = ("festival", festival) if use_festival else ("espeak-ng", espeak)
             voice = voices_of[turns[engine] % len(voices_of)]
             turns[engine] += 1
-            base_pitch = _voice_rng(voice).randint(20, 80)
+            base_pitch = voice_base_pitch(voice)
             jobs.append(Utterance(
                 id=f"{split}-{index:06d}", split=split, voice=voice,
                 text=synthesizers.voice_sentence(rng, voice),
@@ -142,8 +149,21 @@ def plan(settings: PoolSettings, voices: list[Voice]) -> list[Utterance]:
     return jobs
 
 
-def _synthesize_batch(root: str, jobs: list[Utterance], sample_rate: int) -> int:
+def peak_normalize(wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """The pool's finish: peak 0.9, full use of the 16 bits without clipping (mixing sets the
+    levels later)."""
+    return wav * (0.9 / max(float(wav.abs().max()), 1e-9))
+
+
+def _synthesize_batch(root: str, jobs: list[Utterance], sample_rate: int,
+                      finish: Callable = peak_normalize, keep_fallbacks: bool = True) -> int:
     """Worker: speak ``jobs`` into their files; return the frames written.
+
+    A job is anything with ``voice``, ``text``, ``prosody`` and ``path`` (relative to
+    ``root``); ``finish(wav [T], sample_rate) -> [T']`` shapes each waveform before it is
+    saved (a module-level function: it is sent to the worker processes). With
+    ``keep_fallbacks`` False, a job the synthesizer spoke as another text (a fallback) is
+    marked failed instead (a word set needs the word itself).
 
     Consecutive jobs of one voice are spoken together (one festival start-up). An utterance
     its synthesizer cannot speak at all leaves a ``.failed`` file with the reason instead of a
@@ -161,15 +181,18 @@ def _synthesize_batch(root: str, jobs: list[Utterance], sample_rate: int) -> int
             if len(group) == 1:
                 _mark_failed(Path(root) / group[0].path, sys.exc_info()[1])
                 continue
-            frames += sum(_synthesize_batch(root, [job], sample_rate) for job in group)
+            frames += sum(_synthesize_batch(root, [job], sample_rate, finish, keep_fallbacks)
+                          for job in group)
             continue
         for job, (wav, text) in zip(group, spoken):
             path = Path(root) / job.path
+            if text != job.text and not keep_fallbacks:
+                _mark_failed(path, ConfigError(f"{job.voice.name} spoke {text!r} instead"))
+                continue
             if text != job.text:  # a fallback text: the manifest must say what was spoken
                 with atomic_write(path.with_suffix(".txt")) as tmp:
                     tmp.write_text(text)
-            # peak 0.9: full use of the 16 bits without clipping (mixing sets the levels later)
-            wav = wav * (0.9 / max(float(wav.abs().max()), 1e-9))
+            wav = finish(wav, sample_rate)
             audio.save(path, wav.unsqueeze(0), sample_rate, subtype="PCM_16")
             frames += int(wav.shape[-1])
     return frames
@@ -224,9 +247,9 @@ def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: in
         prepare_out_dir(root / "wav" / split)
     with atomic_write(key_file) as tmp:  # written first: a resumed build checks it
         tmp.write_text(json.dumps(settings.key()))
-    todo = [job for job in jobs if not _done(root / job.path)]
+    todo = [job for job in jobs if not is_done(root / job.path)]
     start = time.perf_counter()
-    frames = _run(root, todo, settings.sample_rate, workers, progress, len(jobs))
+    frames = run_jobs(root, todo, settings.sample_rate, workers, progress, len(jobs))
     elapsed = time.perf_counter() - start
     rows = [_row(root, job, settings.sample_rate) for job in jobs if (root / job.path).exists()]
     failed = sorted((root / "wav").glob("*/*.failed"))
@@ -249,14 +272,18 @@ def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: in
     return manifest
 
 
-def _done(path: Path) -> bool:
+def is_done(path: Path) -> bool:
+    """Whether a job's file is written or marked failed (a resumed build skips it)."""
     return path.exists() or path.with_suffix(".failed").exists()
 
 
-def _run(root: Path, jobs: list[Utterance], sample_rate: int, workers: int, progress: bool,
-         total: int) -> int:
-    """Synthesize ``jobs`` with ``workers`` processes and a progress bar; return frames."""
-    bar = progress_bar(total, "speech pool", progress, unit="utt", initial=total - len(jobs),
+def run_jobs(root: Path, jobs: list[Utterance], sample_rate: int, workers: int, progress: bool,
+             total: int, finish: Callable = peak_normalize, name: str = "speech pool",
+             keep_fallbacks: bool = True) -> int:
+    """Synthesize ``jobs`` with ``workers`` processes and a progress bar named ``name``
+    (counting from ``total - len(jobs)``: the jobs done before); return frames written.
+    ``finish`` and ``keep_fallbacks``: see :func:`_synthesize_batch`."""
+    bar = progress_bar(total, name, progress, unit="utt", initial=total - len(jobs),
                        smoothing=0.05)
     frames = 0
     batches = _batches(jobs)
@@ -269,7 +296,8 @@ def _run(root: Path, jobs: list[Utterance], sample_rate: int, workers: int, prog
                 batch = next(queue, None)
                 if batch is None:
                     break
-                future = pool.submit(_synthesize_batch, str(root), batch, sample_rate)
+                future = pool.submit(_synthesize_batch, str(root), batch, sample_rate, finish,
+                                     keep_fallbacks)
                 sizes[future] = len(batch)
                 pending.add(future)
             if not pending:
