@@ -26,7 +26,7 @@ from audionets._version import __version__
 from audionets.errors import AudionetsError
 
 COMMANDS = ("train", "evaluate", "separate", "classify", "demo", "export", "write-dataset",
-            "prepare-tts-mix", "serve")
+            "prepare-tts-mix", "prepare-kws-tts", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

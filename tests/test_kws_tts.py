@@ -1,0 +1,127 @@
+"""The synthetic Speech Commands word set: plan (voice-disjoint splits), clip shaping, a tiny
+build in the Speech Commands layout read by the speech_commands dataset, and resuming it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import audionets.data  # noqa: F401  (registers the datasets)
+from audionets import audio
+from audionets.data import kws_tts, synthesizers
+from audionets.errors import ConfigError
+from audionets.registry import DATASETS
+
+from tests.test_speech_pool import _fake_voices
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+TINY = kws_tts.WordSetSettings(per_word=(2, 1, 1), seed=3, engines=("espeak-ng",),
+                               words=("yes", "no", "stop"), noise_seconds=2)
+
+
+def test_plan_is_voice_disjoint_and_in_the_speech_commands_naming():
+    settings = kws_tts.WordSetSettings(per_word=(30, 5, 8))
+    takes = kws_tts.plan(settings, _fake_voices())
+    assert len(takes) == 35 * (30 + 5 + 8)
+    by_split = {s: [t for t in takes if t.split == s] for s in ("train", "valid", "test")}
+    for a, b in [("train", "valid"), ("train", "test"), ("valid", "test")]:
+        for attribute in ("language", "variant", "name"):
+            assert not ({getattr(t.voice, attribute) for t in by_split[a]}
+                        & {getattr(t.voice, attribute) for t in by_split[b]})
+        speakers = [{t.path.split("/")[1].split("_")[0] for t in by_split[s]} for s in (a, b)]
+        assert not speakers[0] & speakers[1]
+    assert not {t.voice.name for t in takes} & synthesizers.NUMBERS_ONLY
+    for take in takes:
+        word, name = take.path.split("/")
+        assert word == take.text and word in kws_tts.WORDS
+        speaker, nohash, n = name[:-4].split("_", 2)
+        assert speaker == kws_tts.speaker_id(take.voice) and nohash == "nohash" and n.isdigit()
+    assert len({t.path for t in takes}) == len(takes)
+    # each word is spoken by many voices, festival ones among them
+    assert len({t.voice for t in by_split["train"] if t.text == "yes"}) == 30
+    assert any(t.voice.engine == "festival" for t in by_split["train"])
+    assert kws_tts.plan(settings, _fake_voices()) == takes  # fixed by settings and voices
+
+
+def test_fit_word_trims_centres_and_fits_one_second():
+    rate = 16000
+    word = torch.sin(torch.arange(4000) * 0.3)
+    padded = torch.cat([torch.zeros(3000), word, torch.zeros(9000)])
+    clip = kws_tts.fit_word(padded, rate)
+    assert clip.shape == (rate,)
+    assert float(clip.abs().max()) == pytest.approx(0.9, rel=1e-3)
+    loud = torch.nonzero(clip.abs() > 0.01).flatten()
+    centre = (int(loud[0]) + int(loud[-1])) / 2
+    assert centre == pytest.approx(rate / 2, abs=200)
+    long_word = torch.sin(torch.arange(int(1.5 * rate)) * 0.3)
+    fitted = kws_tts.fit_word(long_word, rate)
+    assert fitted.shape == (rate,)
+    # sped up to MAX_WORD_SECONDS: the margins stay silent, the word is whole
+    margin = int((1 - kws_tts.MAX_WORD_SECONDS) / 2 * rate) - 2
+    assert not fitted[:margin].any() and not fitted[-margin:].any()
+
+
+def test_settings_are_checked():
+    for kwargs, key in (({"per_word": (1, 1)}, "per_word"), ({"festival_fraction": 2.0},
+                        "festival_fraction"), ({"words": ("Yes!",)}, "words"),
+                        ({"noise_seconds": 0}, "noise_seconds")):
+        with pytest.raises(ConfigError, match=key):
+            kws_tts.WordSetSettings(**kwargs)
+
+
+@needs_espeak
+def test_tiny_build_layout_dataset_and_resume(tmp_path):
+    root = kws_tts.build(tmp_path / "kws", TINY, workers=1, progress=False)
+    stats = json.loads((root / "build.json").read_text())
+    assert stats["planned"] == 3 * 4 and stats["synthesized_now"] == 12
+    clips = {s: [] for s in ("train", "valid", "test")}
+    listed = {"valid": (root / "validation_list.txt").read_text().split(),
+              "test": (root / "testing_list.txt").read_text().split()}
+    for word in TINY.words:
+        for path in sorted((root / word).glob("*.wav")):
+            rel = f"{word}/{path.name}"
+            split = next((s for s, names in listed.items() if rel in names), "train")
+            clips[split].append(rel)
+            wav, rate = audio.load(path)
+            assert rate == 16000 and wav.shape == (1, 16000)
+            assert float(wav.abs().max()) == pytest.approx(0.9, abs=0.01)
+    failed = len(stats["failed"])
+    assert sum(map(len, clips.values())) == 12 - failed >= 10
+    assert all(rel in clips[s] for s, names in listed.items() for rel in names)
+    speakers = {s: {rel.split("/")[1].split("_")[0] for rel in clips[s]} for s in clips}
+    assert not speakers["train"] & (speakers["valid"] | speakers["test"])
+    noises = sorted(p.stem for p in (root / "_background_noise_").glob("*.wav"))
+    assert noises == ["babble", "brown_noise", "hum", "pink_noise", "white_noise"]
+    assert audio.info(root / "_background_noise_" / "hum.wav").num_frames == 2 * 16000
+
+    # the speech_commands dataset reads it unchanged
+    for split in ("train", "valid", "test"):
+        ds = DATASETS.build("speech_commands", split=split, root=str(root), noise_prob=1.0)
+        assert ds.labels == sorted(TINY.words) and len(ds) == len(clips[split])
+        item = ds[0]
+        assert item["wav"].shape == (16000,) and ds.labels[int(item["label"])] in item["id"]
+
+    # resume: only what is missing is synthesized again, the rest is left as it was
+    again = kws_tts.build(root, TINY, workers=1, progress=False)  # finished: returned at once
+    assert again == root and json.loads((root / "build.json").read_text()) == stats
+    gone = root / clips["train"][0]
+    kept = root / clips["train"][1]
+    kept_bytes, kept_mtime = kept.read_bytes(), kept.stat().st_mtime_ns
+    gone_bytes = gone.read_bytes()
+    gone.unlink()
+    (root / "testing_list.txt").unlink()  # an interrupted build: the lists come last
+    kws_tts.build(root, TINY, workers=1, progress=False)
+    resumed = json.loads((root / "build.json").read_text())
+    assert resumed["synthesized_now"] == 1 and resumed["clips"] == stats["clips"]
+    assert gone.read_bytes() == gone_bytes  # the same take: the plan is fixed by the settings
+    assert kept.stat().st_mtime_ns == kept_mtime and kept.read_bytes() == kept_bytes
+    assert (root / "testing_list.txt").read_text().split() == listed["test"]
+
+    other = kws_tts.WordSetSettings(per_word=(3, 1, 1), seed=3, engines=("espeak-ng",),
+                                    words=TINY.words, noise_seconds=2)
+    with pytest.raises(ConfigError, match="another folder"):
+        kws_tts.build(root, other, workers=1, progress=False)
