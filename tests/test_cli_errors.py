@@ -512,6 +512,7 @@ OUTPUT_CASES = {
     "train": ["train", str(TOY_RECIPE), "experiment_dir={blocker}/run"],
     "write-dataset": ["write-dataset", "--dataset", "synth_mix", "--out", "{blocker}"],
     "prepare-tts-mix": ["prepare-tts-mix", "{blocker}/pool"],
+    "prepare-kws-tts": ["prepare-kws-tts", "{blocker}/words"],
     "export": ["export", "cnn-synth-events", "{blocker}/model"],
 }
 

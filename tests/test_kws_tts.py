@@ -73,6 +73,15 @@ def test_settings_are_checked():
             kws_tts.WordSetSettings(**kwargs)
 
 
+def test_prepare_kws_tts_refuses_bad_options_before_writing(tmp_path, capsys):
+    from audionets.cli import main
+
+    assert main(["prepare-kws-tts", str(tmp_path / "words"), "--festival-fraction", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "festival_fraction" in err[0]
+    assert not (tmp_path / "words").exists()
+
+
 @needs_espeak
 def test_tiny_build_layout_dataset_and_resume(tmp_path):
     root = kws_tts.build(tmp_path / "kws", TINY, workers=1, progress=False)
