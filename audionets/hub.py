@@ -28,6 +28,9 @@ from torch import nn
 from audionets._version import __version__
 from audionets.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from audionets.errors import AudionetsError, CheckpointError, OutputError
+from audionets.serialization.checkpoints import LAST, find_best_checkpoint, load_checkpoint
+from audionets.serialization.weights import load_weights
+from audionets.serialization.yaml_files import check_version, parse_yaml
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 WEIGHTS = "model.safetensors"
@@ -75,8 +78,6 @@ def is_exported(folder: Path) -> bool:
 
 def check_config(config: Any, where: str) -> dict[str, Any]:
     """Check that ``config`` describes a model this audionets can build; return it."""
-    from audionets.training.config import check_version
-
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: not a model config (expected a mapping)")
     version = config.get("audionets_version")
@@ -102,7 +103,6 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
 
 def read_config(path: Path) -> dict[str, Any]:
     """The checked model config at ``path``; CheckpointError when unreadable or incomplete."""
-    from audionets.training.config import parse_yaml
     from audionets.utils import read_text
 
     try:
@@ -126,49 +126,6 @@ def build_from_config(config: dict[str, Any], where: str) -> nn.Module:
         return build_model(config["model"])
     except AudionetsError as err:
         raise CheckpointError(f"{where}: cannot build the model: {err}") from None
-
-
-def migrate_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` passed through ``model.migrate_state_dict`` when the model has one."""
-    migrate = getattr(model, "migrate_state_dict", None)
-    return migrate(state) if migrate is not None else state
-
-
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """``model.load_state_dict(state)`` with a one-line CheckpointError naming the first bad key.
-
-    A model with a ``migrate_state_dict`` method first renames the weights of earlier versions.
-    """
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
-        raise CheckpointError(f"{where}: the weights are not a mapping of names to tensors; "
-                              "pass weights that audionets wrote")
-    state = migrate_state_dict(model, state)
-    expected = model.state_dict()
-    for key, value in expected.items():
-        if key not in state:
-            raise CheckpointError(f"{where}: weight {key!r} is missing; the weights do not match "
-                                  "the model config")
-        if value.is_floating_point() and not state[key].is_floating_point():
-            raise CheckpointError(
-                f"{where}: weight {key!r} holds {str(state[key].dtype).replace('torch.', '')} "
-                "values where the model has real numbers; the weights are damaged or not "
-                "this model's"
-            )
-        if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
-            raise CheckpointError(f"{where}: weight {key!r} holds NaN or Inf values; the "
-                                  "training diverged or the file is damaged: use another "
-                                  "checkpoint")
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise CheckpointError(
-                f"{where}: weight {key!r} has shape {tuple(state[key].shape)} but the model "
-                f"expects {tuple(value.shape)}; the weights do not match the model config"
-            )
-    extra = [k for k in state if k not in expected]
-    if extra:
-        raise CheckpointError(f"{where}: unexpected weight {extra[0]!r}; the weights do not match "
-                              "the model config")
-    model.load_state_dict(state)
 
 
 def meta_from_config(config: dict[str, Any], source: str,
@@ -201,8 +158,6 @@ def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
 
 
 def _load_checkpoint_file(path: Path) -> tuple[nn.Module, ModelMeta]:
-    from audionets.training.checkpoints import load_checkpoint
-
     state = load_checkpoint(path)
     if "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not an audionets training checkpoint (no model/config); "
@@ -217,8 +172,6 @@ def _load_checkpoint_file(path: Path) -> tuple[nn.Module, ModelMeta]:
 
 
 def _load_experiment(folder: Path) -> tuple[nn.Module, ModelMeta]:
-    from audionets.training.checkpoints import LAST, find_best_checkpoint
-
     ckpt_dir = folder / "checkpoints"
     path = find_best_checkpoint(ckpt_dir) or ckpt_dir / LAST
     if not path.is_file():

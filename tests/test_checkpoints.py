@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from audionets.errors import CheckpointError
-from audionets.training.checkpoints import BestCheckpoints, find_best_checkpoint
+from audionets.serialization.checkpoints import BestCheckpoints, find_best_checkpoint
 
 
 def write_best(folder, mode: str, monitor: str, values: list[float]) -> BestCheckpoints:

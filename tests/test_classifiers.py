@@ -321,7 +321,7 @@ def test_global_pooling_options(name):
 
 
 def test_attention_classifier_loads_weights_of_its_earlier_layer_names():
-    from audionets.hub import load_weights
+    from audionets.serialization.weights import load_weights
 
     model = _tiny("attention_classifier", "logmel").eval()
     renames = {".attn.qkv.": ".attention.qkv.", ".attn.out.": ".attention.out.",

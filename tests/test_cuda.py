@@ -13,7 +13,7 @@ import torch
 from audionets.inference import Separator
 from audionets.metrics import si_snr
 from audionets.models.sepformer import SepFormer
-from audionets.training.checkpoints import load_checkpoint
+from audionets.serialization.checkpoints import load_checkpoint
 from audionets.training.config import config_from_dict
 from audionets.training.metrics_log import read_metrics
 from audionets.training.trainer import train

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from audionets.training.checkpoints import load_checkpoint, save_checkpoint
+from audionets.serialization.checkpoints import load_checkpoint, save_checkpoint
 from audionets.training.metrics_log import read_metrics
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"

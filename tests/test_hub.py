@@ -11,7 +11,7 @@ import yaml
 from audionets import hub
 from audionets.errors import CheckpointError, OutputError
 from audionets.hub import ModelMeta, load_model, save_pretrained
-from audionets.training.checkpoints import save_checkpoint
+from audionets.serialization.checkpoints import save_checkpoint
 
 CONFIG = {
     "task": "separation",

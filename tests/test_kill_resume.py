@@ -17,7 +17,7 @@ import torch
 
 from audionets.errors import CheckpointError
 from audionets.training import trainer as trainer_module
-from audionets.training.checkpoints import load_checkpoint
+from audionets.serialization.checkpoints import load_checkpoint
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
 FAST = ["trainer.device=cpu", "data.num_examples=4", "data.segment_seconds=0.25",

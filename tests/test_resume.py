@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from audionets.registry import DATASETS, MODELS
-from audionets.training.checkpoints import (
+from audionets.serialization.checkpoints import (
     capture_rng,
     load_checkpoint,
     restore_rng,

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from audionets.cli import main
-from audionets.training.checkpoints import load_checkpoint
+from audionets.serialization.checkpoints import load_checkpoint
 from audionets.training.config import config_from_dict
 from audionets.training.trainer import Trainer
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from audionets.errors import CheckpointError, ConfigError, OutputError
 from audionets.registry import DATASETS, MODELS
-from audionets.training.checkpoints import load_checkpoint
+from audionets.serialization.checkpoints import load_checkpoint
 from audionets.training.config import config_from_dict, load_config
 from audionets.training.metrics_log import read_metrics
 from audionets.training.tasks import (

@@ -22,7 +22,7 @@ def _yaml_value(text: str) -> object:
     """``text`` read as a YAML value as config overrides are (``3``, ``1e-3``, ``null``,
     ``[0, 5]``, ``white``)."""
     from audionets.errors import ConfigError
-    from audionets.training.config import parse_yaml
+    from audionets.serialization.yaml_files import parse_yaml
 
     try:
         return parse_yaml(text)

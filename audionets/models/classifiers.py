@@ -496,7 +496,7 @@ class AttentionClassifier(nn.Module):
     @classmethod
     def migrate_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``state`` with the weight names of earlier audionets versions renamed to this one's
-        (:func:`audionets.hub.load_weights` and resumed training call it)."""
+        (:func:`audionets.serialization.weights.load_weights` and resumed training call it)."""
         migrated = {}
         for key, value in state.items():
             if key.startswith("layers."):

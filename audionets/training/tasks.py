@@ -15,7 +15,7 @@ from torch import nn
 
 from audionets.errors import ConfigError
 from audionets.registry import check_kwargs
-from audionets.training.checkpoints import default_monitor_mode
+from audionets.serialization.checkpoints import default_monitor_mode
 
 
 class Task:

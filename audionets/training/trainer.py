@@ -33,9 +33,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from audionets._version import __version__
 from audionets.errors import CheckpointError, ConfigError, OutputError, TrainingError
+from audionets.hub import load_model
 from audionets.registry import DATASETS, MODELS
 from audionets.training import distributed
-from audionets.training.checkpoints import (
+from audionets.serialization.checkpoints import (
     LAST,
     BestCheckpoints,
     capture_rng,
@@ -43,6 +44,7 @@ from audionets.training.checkpoints import (
     restore_rng,
     save_checkpoint,
 )
+from audionets.serialization.weights import load_weights
 from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerConfig, save_config
 from audionets.training.metrics_log import MetricsLogger
 from audionets.training.tasks import Task, build_task, check_items
@@ -200,19 +202,17 @@ def build_model(config: Config) -> nn.Module:
 
 
 def init_weights(model: nn.Module, config: Config) -> None:
-    """Copy the weights of ``config.init_from`` (any source :func:`hub.load_model` reads) into
-    ``model``; CheckpointError naming the first weight that does not fit."""
-    from audionets import hub
-
+    """Copy the weights of ``config.init_from`` (any source :func:`audionets.hub.load_model`
+    reads) into ``model``; CheckpointError naming the first weight that does not fit."""
     try:
-        source, meta = hub.load_model(config.init_from)
+        source, meta = load_model(config.init_from)
     except CheckpointError as err:  # say which config key named the unusable source
         raise CheckpointError(f"init_from: {err}") from None
     where = f"init_from={config.init_from}"
     if meta.task != config.task:
         raise ConfigError(f"{where}: a {meta.task} model cannot initialise a {config.task} run; "
                           "point init_from at a model of the same task")
-    hub.load_weights(model, source.state_dict(), where)
+    load_weights(model, source.state_dict(), where)
     differing = _differing_arguments(meta.config["model"], config.model)
     if differing:  # same weight shapes, different computation (e.g. norm_before): allowed
         log.warning("%s: the source model differs from this config in %s", where,
@@ -528,12 +528,10 @@ class Trainer:
         return path
 
     def _load_last(self) -> None:
-        from audionets import hub
-
         path = self.ckpt_dir / LAST
         state = load_checkpoint(path, map_location=self.device)
         try:
-            hub.load_weights(self.model, state["model"], str(path))  # names the first misfit
+            load_weights(self.model, state["model"], str(path))  # names the first misfit
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
