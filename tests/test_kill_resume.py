@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from audionets.errors import CheckpointError
-from audionets.training import trainer as trainer_module
 from audionets.serialization.checkpoints import load_checkpoint
+from audionets.training import loading
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes/toy/config.yaml"
 FAST = ["trainer.device=cpu", "data.num_examples=4", "data.segment_seconds=0.25",
@@ -154,9 +154,9 @@ class _WorkerSignalState(torch.utils.data.Dataset):
 
 
 def _signalled_at_birth(worker_id: int) -> None:
-    """A group-wide SIGTERM that reaches a worker before ``_init_worker`` has run."""
+    """A group-wide SIGTERM that reaches a worker before ``init_worker`` has run."""
     os.kill(os.getpid(), signal.SIGTERM)
-    trainer_module._init_worker(worker_id)
+    loading.init_worker(worker_id)
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
@@ -165,6 +165,6 @@ def test_a_worker_signalled_before_its_init_survives_and_ends_up_ignoring_the_si
     to ``pkill``): the signal waits, blocked, and is discarded once the worker ignores it."""
     loader = torch.utils.data.DataLoader(_WorkerSignalState(), batch_size=1, num_workers=1,
                                          worker_init_fn=_signalled_at_birth)
-    states = torch.cat(list(trainer_module._iterate(loader)))
+    states = torch.cat(list(loading.iterate(loader)))
     assert states.tolist() == [[True, False], [True, False]]
     assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # main: unblocked

@@ -653,7 +653,7 @@ def test_resume_after_sigterm_at_the_last_step_validates_it(tmp_path, monkeypatc
 
     def signalled(self):
         step(self)
-        if self.step == 3:
+        if self.state.step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(trainer_module.Trainer, "_optimizer_step", signalled)

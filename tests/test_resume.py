@@ -17,7 +17,9 @@ from audionets.serialization.checkpoints import (
     save_checkpoint,
 )
 from audionets.training.config import config_from_dict
+from audionets.training.metric_sums import MetricTotals
 from audionets.training.metrics_log import read_metrics
+from audionets.training.state import TrainState
 from audionets.training.trainer import train
 
 
@@ -104,6 +106,35 @@ def test_resume_from_the_middle_of_an_epoch(tmp_path, workers):
     assert stopped.status == "max_steps" and stopped.step == 5
     train(config(tmp_path, "resumed", "trainer.max_epochs=2", loader), resume=True)
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
+
+
+def test_a_checkpoint_with_the_earlier_flat_partial_sums_resumes_exactly(tmp_path):
+    # checkpoints written before TrainState kept the unfinished epoch's sums flat, with the
+    # item count under an in-band "_count" key; a run stopped mid-epoch then must still resume
+    train(config(tmp_path, "straight", "trainer.max_epochs=2"))
+    train(config(tmp_path, "resumed", "trainer.max_epochs=2", "trainer.max_steps=5"))
+    last = tmp_path / "resumed/checkpoints/last.pt"
+    state = load_checkpoint(last)
+    totals = state["train_partial"]
+    assert set(totals) == {"sums", "count"} and totals["count"] == 3  # one batch of epoch 2
+    state["train_partial"] = {**totals["sums"], "_count": totals["count"]}
+    save_checkpoint(state, last)
+    train(config(tmp_path, "resumed", "trainer.max_epochs=2"), resume=True)
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed")
+
+
+def test_train_state_round_trips_and_reads_earlier_checkpoints():
+    state = TrainState(epoch=3, batch_in_epoch=2, step=14,
+                       train_totals=MetricTotals({"loss": -4.5, "acc": 2.0}, 6.0), validated=False)
+    assert TrainState.from_dict(state.to_dict()) == state
+    assert state.train_totals.means("train_") == {"train_loss": -0.75, "train_acc": 2.0 / 6}
+    flat = {"epoch": 3, "batch_in_epoch": 2, "step": 14, "validated": False,
+            "train_partial": {"loss": -4.5, "acc": 2.0, "_count": 6.0}}
+    assert TrainState.from_dict(flat) == state
+    # the oldest checkpoints: saved at epoch ends only, with neither key
+    assert TrainState.from_dict({"epoch": 2, "step": 8}) == TrainState(epoch=2, step=8)
+    state.next_epoch()
+    assert (state.epoch, state.batch_in_epoch, state.train_totals) == (4, 0, MetricTotals())
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):

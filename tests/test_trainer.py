@@ -488,7 +488,8 @@ def test_a_run_stopped_mid_epoch_logs_the_epoch_fraction(tmp_path):
 def test_initial_weights_depend_on_the_seed_only(tmp_path):
     # the train items draw from the global RNG (Tones adds noise); checking the first item
     # while building the trainer must not move the seed the weights are drawn from
-    from audionets.training.trainer import build_model, seed_everything
+    from audionets.training.loading import seed_everything
+    from audionets.training.trainer import build_model
 
     config = make_config(tmp_path)
     built = Trainer(config).model.state_dict()

@@ -7,6 +7,9 @@ and the best ``keep_best`` checkpoints, and finally evaluates the best checkpoin
 split (``test_metrics.json``). ``Trainer(config, resume=True)`` continues exactly from
 ``experiment_dir/checkpoints/last.pt`` (also from the middle of an epoch). SIGINT/SIGTERM
 stop at the next optimizer step with a checkpoint.
+
+The loop's parts live beside it: which items each batch holds (:mod:`.loading`), where the
+run is and its checkpoint (:mod:`.state`), metric sums over processes (:mod:`.metric_sums`).
 """
 
 from __future__ import annotations
@@ -16,37 +19,40 @@ import inspect
 import json
 import logging
 import math
-import random
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
-from audionets._version import __version__
 from audionets.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from audionets.hub import load_model
 from audionets.registry import DATASETS, MODELS
-from audionets.training import distributed
 from audionets.serialization.checkpoints import (
     LAST,
     BestCheckpoints,
-    capture_rng,
     load_checkpoint,
-    restore_rng,
     save_checkpoint,
 )
 from audionets.serialization.weights import load_weights
+from audionets.training import distributed
 from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerConfig, save_config
+from audionets.training.loading import SplitLoaders, iterate, rng_kept, seed_everything, to_device
+from audionets.training.metric_sums import MetricSums
 from audionets.training.metrics_log import MetricsLogger
+from audionets.training.state import (
+    Checkpoint,
+    Trainables,
+    TrainState,
+    checkpoint_dict,
+    read_checkpoint,
+)
 from audionets.training.tasks import Task, build_task, check_items
 from audionets.utils import atomic_write, check_out_dir, folder_lock, resolve_device
 
@@ -55,7 +61,6 @@ log = logging.getLogger("audionets.train")
 #: redraw curves.png after an epoch when this many seconds passed since the last drawing
 #: (it is always drawn when training ends)
 PLOT_INTERVAL_S = 60.0
-COUNT = "_count"
 #: without a terminal for a progress bar, log a progress line at most this often
 LOG_INTERVAL_S = 60.0
 #: training stops (TrainingError) after this many consecutive batches with a NaN/Inf loss
@@ -66,81 +71,6 @@ def load_registries() -> None:
     """Import the packages whose import registers the models and datasets."""
     import audionets.data  # noqa: F401
     import audionets.models  # noqa: F401
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy and torch (CPU and every GPU)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-@contextlib.contextmanager
-def _rng_kept() -> Iterator[None]:
-    """Put the global torch (CPU), NumPy and ``random`` states back after the block."""
-    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(states[0])
-        np.random.set_state(states[1])
-        random.setstate(states[2])
-
-
-class _SeededItems(Dataset):
-    """``dataset`` read at ``(position, index)`` keys; the torch, NumPy and ``random`` draws of
-    each item are seeded from ``(*base, position)`` alone. Which DataLoader worker reads an
-    item, and how many batches a resumed epoch skipped, then no longer change it. In the main
-    process (``num_workers=0``) the model's RNG stream is put back after each item."""
-
-    def __init__(self, dataset: Dataset, base: tuple[int, ...]) -> None:
-        self.dataset, self.base = dataset, base
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        position, index = key
-        words = [value % 2**32 for value in (*self.base, position)]
-        seed = int(np.random.SeedSequence(words).generate_state(1)[0])
-        in_worker = torch.utils.data.get_worker_info() is not None  # nothing else draws there
-        with contextlib.nullcontext() if in_worker else _rng_kept():
-            torch.default_generator.manual_seed(seed)  # CPU only: CUDA's stream is the model's
-            np.random.seed(seed)
-            random.seed(seed)
-            return self.dataset[index]
-
-
-def _init_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: leave Ctrl-C / SIGTERM to the main process, which saves a
-    checkpoint and stops the workers (``pkill`` and terminals signal the whole group). (Items
-    seed their own random draws: :class:`_SeededItems`.)
-
-    The worker starts with both signals blocked (see :func:`_iterate`); one that arrived since is
-    discarded when it is ignored here, before they are unblocked."""
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-
-
-def _iterate(loader: DataLoader) -> Iterator:
-    """``iter(loader)`` with Ctrl-C / SIGTERM held back while its worker processes start.
-
-    A worker inherits the blocked mask, so a signal sent to the whole process group cannot kill it
-    before :func:`_init_worker` ignores it; the main process gets the signal as soon as the
-    workers have started, and saves a checkpoint.
-    """
-    if not loader.num_workers or not hasattr(signal, "pthread_sigmask"):
-        return iter(loader)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        return iter(loader)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -301,11 +231,6 @@ def build_scheduler(config: Config, optimizer: torch.optim.Optimizer, mode: str,
     return None
 
 
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-            for k, v in batch.items()}
-
-
 class _StopRequest:
     """Turns SIGINT/SIGTERM into a flag the loops check (a second Ctrl-C aborts at once)."""
 
@@ -346,7 +271,11 @@ class FitResult:
 
 
 class Trainer:
-    """Trains ``config`` (see module docstring); ``resume`` continues from ``last.pt``."""
+    """Trains ``config`` (see module docstring); ``resume`` continues from ``last.pt``.
+
+    Where the run is lives in :attr:`state` (a :class:`~audionets.training.state.TrainState`);
+    which items each batch holds, in :attr:`loaders`.
+    """
 
     def __init__(self, config: Config, resume: bool = False) -> None:
         self.config = config
@@ -367,9 +296,10 @@ class Trainer:
         # the test split too, so that a gap in its files fails now, not after the training
         splits = SPLITS if config.trainer.test else SPLITS[:2]
         self.datasets = {split: build_dataset(config, split) for split in splits}
-        with _rng_kept():  # reading an item must not move the seed of the weights
+        with rng_kept():  # reading an item must not move the seed of the weights
             check_items(config.task, self.datasets["train"], f"data.name={config.data['name']}")
         self._resolve_labels()
+        self.loaders = SplitLoaders(self.datasets, config, self.dist, self.device)
         self.model = build_model(config).to(self.device)
         if config.init_from is not None and not resume:
             init_weights(self.model, config)
@@ -382,7 +312,8 @@ class Trainer:
         # own dropout masks and crops; rank 0 matches a single-process run
         seed_everything(config.seed + self.dist.rank)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters())
-        steps_per_epoch = math.ceil(self._num_batches("train") / config.trainer.accumulate)
+        self.batches_per_epoch = self.loaders.num_batches("train")
+        steps_per_epoch = math.ceil(self.batches_per_epoch / config.trainer.accumulate)
         self.max_epochs = epochs_to_train(config.trainer, steps_per_epoch)
         total = self.max_epochs * steps_per_epoch
         # optimizer steps the run will make: the cosine schedule ends there
@@ -390,12 +321,8 @@ class Trainer:
             total = min(total, config.trainer.max_steps)
         self.scheduler = build_scheduler(config, self.optimizer, self.monitor_mode, total)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.epoch = 0  # completed epochs
-        self.batch_in_epoch = 0  # batches of the current epoch already trained
-        self.step = 0  # optimizer steps
-        self.partial_sums: dict[str, float] = {}  # train metric sums of an unfinished epoch
+        self.state = TrainState()
         self._bad_losses = 0  # consecutive batches with a non-finite loss
-        self.validated = True  # the current position's metrics row and checkpoints are written
         self.best = BestCheckpoints(self.ckpt_dir, config.trainer.keep_best, self.monitor_mode)
         if resume:
             self._load_last()
@@ -429,59 +356,6 @@ class Trainer:
             raise ConfigError(f"model.num_classes: {given} but the dataset has {len(labels)} "
                               "classes; drop model.num_classes to take it from the data")
 
-    def _batch_size(self, split: str) -> int:
-        trainer = self.config.trainer
-        if split != "train" and self.config.data_kwargs(split).get("segment_seconds", 0) is None:
-            return 1  # full-length items of different lengths cannot be stacked
-        if split == "train":
-            return trainer.batch_size
-        return trainer.valid_batch_size or trainer.batch_size
-
-    def _limit(self, split: str) -> int | None:
-        trainer = self.config.trainer
-        return trainer.limit_train_batches if split == "train" else trainer.limit_valid_batches
-
-    def _indices(self, split: str, epoch: int) -> list[int]:
-        dataset = self.datasets[split]
-        sampler = DistributedSampler(
-            dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
-            shuffle=split == "train", seed=self.config.seed, drop_last=False,
-        )
-        sampler.set_epoch(epoch)
-        indices = list(sampler)
-        limit = self._limit(split)
-        if limit is not None:
-            indices = indices[: limit * self._batch_size(split)]
-        return indices
-
-    def _num_batches(self, split: str) -> int:
-        return math.ceil(len(self._indices(split, 0)) / self._batch_size(split))
-
-    def _loader(self, split: str, epoch: int, skip_batches: int = 0) -> DataLoader:
-        """Batches of ``split`` in a fixed (seed, epoch) order, minus the first ``skip_batches``.
-
-        Each item's random draws (crops, dynamic mixing, augmentation) are seeded from its
-        position in the epoch (:class:`_SeededItems`), so a resumed epoch gets the same items
-        as an uninterrupted one, whichever worker reads them."""
-        batch_size = self._batch_size(split)
-        first = skip_batches * batch_size
-        indices = self._indices(split, epoch)[first:]
-        dataset = self.datasets[split]
-        if split == "train" and hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)  # datasets that draw fresh examples per epoch
-        keys = list(enumerate(indices, start=first))
-        # the workers' base seed comes from here: creating them draws nothing from the global
-        # RNG (the model's stream), so a resumed run's dropout masks stay those of the original
-        generator = torch.Generator()
-        generator.manual_seed(self.config.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
-        workers = self.config.trainer.num_workers
-        return DataLoader(
-            _SeededItems(dataset, (self.config.seed, SPLITS.index(split), epoch, self.dist.rank)),
-            batch_size=batch_size, sampler=keys, num_workers=workers,
-            worker_init_fn=_init_worker if workers else None, generator=generator,
-            pin_memory=self.device.type == "cuda", drop_last=False,
-        )
-
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()
@@ -495,89 +369,67 @@ class Trainer:
         last = self.ckpt_dir / LAST
         kept = f"; {last} holds the last finite weights" if last.is_file() else ""
         raise TrainingError(
-            f"{self.exp_dir}: training diverged at step {self.step + 1} (epoch "
-            f"{self.epoch + 1}): {what}; lower optimizer.lr, set trainer.grad_clip or check the "
-            f"data{kept}"
+            f"{self.exp_dir}: training diverged at step {self.state.step + 1} (epoch "
+            f"{self.state.epoch + 1}): {what}; lower optimizer.lr, set trainer.grad_clip or "
+            f"check the data{kept}"
         )
 
-    def _state(self) -> dict[str, Any]:
+    def _trainables(self) -> Trainables:
+        return Trainables(self.model, self.optimizer, self.scheduler, self.scaler)
+
+    def _checkpoint(self) -> Checkpoint:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             self._diverged("the weights hold NaN or Inf values")
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "step": self.step,
-            "train_partial": self.partial_sums,
-            "validated": self.validated,
-            "rng": capture_rng(),
-            "config": self.config.to_dict(),
-            "labels": self.config.labels,
-            "best": self.best.entries,
-            "monitor": {"name": self.monitor, "mode": self.monitor_mode},
-            "audionets_version": __version__,
-        }
+        return checkpoint_dict(self._trainables(), self.state, self.config.to_dict(),
+                               self.config.labels, self.best.entries,
+                               (self.monitor, self.monitor_mode))
 
     def _save_last(self) -> Path:
         path = self.ckpt_dir / LAST
         if self.dist.is_main:
-            save_checkpoint(self._state(), path)
+            save_checkpoint(self._checkpoint(), path)
         return path
 
     def _load_last(self) -> None:
         path = self.ckpt_dir / LAST
-        state = load_checkpoint(path, map_location=self.device)
-        try:
-            load_weights(self.model, state["model"], str(path))  # names the first misfit
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state.get("scheduler") is not None:
-                self.scheduler.load_state_dict(state["scheduler"])
-            if state.get("scaler"):
-                self.scaler.load_state_dict(state["scaler"])
-            self.epoch, self.step = int(state["epoch"]), int(state["step"])
-            self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
-            self.partial_sums = {k: float(v) for k, v in (state.get("train_partial") or {}).items()}
-            self.validated = bool(state.get("validated", True))
-        except (KeyError, RuntimeError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-            raise CheckpointError(f"{path}: does not fit this config ({first[:200]}); resume with "
-                                  "the config the run was started with") from None
+        self.state, best = read_checkpoint(path, self._trainables(), self.device)
         self.best = BestCheckpoints(self.ckpt_dir, self.config.trainer.keep_best,
-                                    self.monitor_mode, state.get("best"))
-        restore_rng(state["rng"])
-        log.info("resuming %s after epoch %d%s, step %d", path, self.epoch,
-                 f" + {self.batch_in_epoch} batches" if self.batch_in_epoch else "", self.step)
+                                    self.monitor_mode, best)
+        state = self.state
+        log.info("resuming %s after epoch %d%s, step %d", path, state.epoch,
+                 f" + {state.batch_in_epoch} batches" if state.batch_in_epoch else "", state.step)
         if self.dist.enabled and not self.dist.is_main:
-            seed_everything(self.config.seed + self.dist.rank + self.step)
+            seed_everything(self.config.seed + self.dist.rank + state.step)
 
     # ----------------------------------------------------------------- loops
-    def _train_epoch(self, stop: _StopRequest) -> tuple[dict[str, float], str | None, bool]:
-        """Train the rest of epoch ``self.epoch``.
+    def _at_max_steps(self) -> bool:
+        max_steps = self.config.trainer.max_steps
+        return max_steps is not None and self.state.step >= max_steps
 
-        Returns the mean train metrics, why it stopped early (None, ``max_steps`` or
-        ``interrupted``) and whether the epoch is complete.
-        """
-        trainer = self.config.trainer
-        loader = self._loader("train", self.epoch, self.batch_in_epoch)
+    def _run_over(self) -> bool:
+        """Whether the run has trained as far as it should (its last position may still need
+        validating)."""
+        return self._at_max_steps() or self.state.epoch >= self.max_epochs
+
+    def _train_epoch(self, stop: _StopRequest) -> bool:
+        """Train the rest of epoch ``state.epoch``, up to its end or ``max_steps``, and keep its
+        train metric totals in the state. False when a stop signal ended it first."""
+        trainer, state = self.config.trainer, self.state
+        first = state.batch_in_epoch
+        loader = self.loaders.loader("train", state.epoch, first)
         total = len(loader)
-        # a resumed epoch continues the sums of its first part (saved all-reduced, by rank 0)
-        partial = self.partial_sums if self.batch_in_epoch and self.dist.is_main else {}
-        sums = {k: torch.tensor(v, dtype=torch.float64, device=self.device)
-                for k, v in partial.items() if k != COUNT}
-        count = torch.tensor(partial.get(COUNT, 0.0), dtype=torch.float64, device=self.device)
+        # a resumed epoch continues the totals of its first part (all-reduced: rank 0 adds them)
+        sums = MetricSums(self.device, state.train_totals if first and self.dist.is_main else None)
         self.train_model.train()
-        reason, index = None, -1
+        stopped = False
         items, start, last_log = 0, time.perf_counter(), time.monotonic()
-        bar = _progress(total, f"epoch {self.epoch + 1}/{self.max_epochs}",
+        bar = _progress(total, f"epoch {state.epoch + 1}/{self.max_epochs}",
                         trainer.progress and self.dist.is_main)
         self.optimizer.zero_grad(set_to_none=True)
-        for index, batch in enumerate(_iterate(loader)):
-            batch = _to_device(batch, self.device)
-            done_in_epoch = self.batch_in_epoch + index + 1
-            update = done_in_epoch % trainer.accumulate == 0 or index == total - 1
+        for index, batch in enumerate(iterate(loader)):
+            batch = to_device(batch, self.device)
+            state.batch_in_epoch = first + index + 1
+            update = state.batch_in_epoch % trainer.accumulate == 0 or index == total - 1
             sync = contextlib.nullcontext()
             if self.dist.enabled and not update:
                 sync = self.train_model.no_sync()  # type: ignore[operator]
@@ -591,12 +443,11 @@ class Trainer:
                     self._diverged(f"the loss was {loss.item()} for {self._bad_losses} batches "
                                    "in a row")
                 self.scaler.scale(loss / trainer.accumulate).backward()
-            _accumulate(sums, metrics)
-            count += next(iter(metrics.values())).numel()
+            sums.add(metrics)
             items += Task.batch_size(batch)
             if update:
                 self._optimizer_step()
-                self.validated = False
+                state.validated = False
             rate = items / max(time.perf_counter() - start, 1e-9)
             if bar is not None:
                 bar.update(1)
@@ -604,23 +455,16 @@ class Trainer:
             elif self.dist.is_main and time.monotonic() - last_log > LOG_INTERVAL_S:
                 last_log = time.monotonic()  # no terminal (a batch job): a line now and then
                 log.info("epoch %d: batch %d/%d, step %d, loss %.4g, %.1f items/s",
-                         self.epoch + 1, self.batch_in_epoch + index + 1,
-                         self.batch_in_epoch + total, self.step, loss.item(), rate)
-            if update:
-                if trainer.max_steps is not None and self.step >= trainer.max_steps:
-                    reason = "max_steps"
-                if distributed.any_process(stop.signum is not None, self.device):
-                    reason = "interrupted"
-                if reason is not None:
+                         state.epoch + 1, state.batch_in_epoch, first + total, state.step,
+                         loss.item(), rate)
+            if update:  # every process asks, so that all leave the loop at the same batch
+                stopped = distributed.any_process(stop.signum is not None, self.device)
+                if stopped or self._at_max_steps():
                     break
         if bar is not None:
             bar.close()
-        finished = reason is None or index == total - 1
-        if not finished:
-            self.batch_in_epoch += index + 1
-        totals = _totals(sums, count, self.task.all_metric_names(), self.dist.enabled)
-        self.partial_sums = totals  # kept until the epoch is validated and saved
-        return _means(totals, "train_"), reason, finished
+        state.train_totals = sums.reduce(self.task.all_metric_names(), self.dist.enabled)
+        return not stopped
 
     def _optimizer_step(self) -> None:
         clip = self.config.trainer.grad_clip
@@ -632,35 +476,36 @@ class Trainer:
         elif torch.isfinite(norm):
             self.optimizer.step()
         else:
-            log.warning("step %d: non-finite gradient norm, skipping this update", self.step + 1)
+            log.warning("step %d: non-finite gradient norm, skipping this update",
+                        self.state.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
+        self.state.step += 1
         if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
             self.scheduler.step()
 
     @torch.no_grad()
     def evaluate_split(self, split: str, model: nn.Module | None = None,
-                       stop: _StopRequest | None = None) -> dict[str, float] | None:
-        """Mean task metrics over ``split`` (``valid_*``/``test_*`` keys), all-reduced under DDP.
+                       stop: _StopRequest | None = None,
+                       loaders: SplitLoaders | None = None) -> dict[str, float] | None:
+        """Mean task metrics over ``split`` (``valid_*``/``test_*`` keys), added up over the
+        processes of ``loaders`` (default: this run's, all-reduced under DDP).
 
         Returns None when ``stop`` was signalled before the end.
         """
         model = model or self.train_model
+        loaders = loaders or self.loaders
         model.eval()
-        sums: dict[str, torch.Tensor] = {}
-        count = torch.zeros((), dtype=torch.float64, device=self.device)
-        loader = self._loader(split, 0)
+        sums = MetricSums(self.device)
+        loader = loaders.loader(split, 0)
         bar = _progress(len(loader), split, self.config.trainer.progress and self.dist.is_main)
         done = 0
-        for batch in _iterate(loader):
-            batch = _to_device(batch, self.device)
+        for batch in iterate(loader):
+            batch = to_device(batch, self.device)
             with self._autocast():
                 _, metrics = self.task.step(model, batch)
             size = next(iter(metrics.values())).numel()
-            weights = self._real_items(split, done, size)
+            sums.add(metrics, loaders.real_items(split, done, size))
             done += size
-            _accumulate(sums, metrics, weights)
-            count += weights.sum()
             if bar is not None:
                 bar.update(1)
             if stop is not None and distributed.any_process(stop.signum is not None, self.device):
@@ -669,16 +514,8 @@ class Trainer:
                 return None
         if bar is not None:
             bar.close()
-        names = self.task.all_metric_names()
-        return _means(_totals(sums, count, names, self.dist.enabled), f"{split}_")
-
-    def _real_items(self, split: str, start: int, size: int) -> torch.Tensor:
-        """``[size]`` weights of this process's items ``start...``: 1 for dataset items, 0 for
-        the repeats :class:`DistributedSampler` pads the last round with, so that every item
-        of an evaluated split counts exactly once over all processes."""
-        positions = torch.arange(start, start + size, dtype=torch.float64, device=self.device)
-        real = self.dist.rank + positions * self.dist.world_size < len(self.datasets[split])
-        return real.double()
+        totals = sums.reduce(self.task.all_metric_names(), loaders.dist.enabled)
+        return totals.means(f"{split}_")
 
     def fit(self) -> FitResult:
         """Train to ``max_epochs``/``max_steps`` (or a stop signal) and test; see the module doc.
@@ -693,85 +530,65 @@ class Trainer:
             return self._fit()
 
     def _fit(self) -> FitResult:
-        config, trainer = self.config, self.config.trainer
+        config, state = self.config, self.state
         if self.dist.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.ckpt_dir.glob(".*.pt.tmp"):  # left by a killed atomic write
                 stale.unlink(missing_ok=True)
             save_config(config, self.exp_dir / "config.yaml")
             self.metrics_logger = MetricsLogger(
-                self.exp_dir, resume_epoch=self.epoch if self.resume else None
+                self.exp_dir, resume_epoch=state.epoch if self.resume else None
             )
         log.info("training %s on %s (%s, %d process%s): %d train / %d valid items -> %s",
                  config.model["name"], self.device, self.precision, self.dist.world_size,
                  "es" if self.dist.world_size > 1 else "", len(self.datasets["train"]),
                  len(self.datasets["valid"]), self.exp_dir)
-        status = "completed"
-        stop = _StopRequest()
-        with stop:
-            if trainer.max_steps is not None and self.step >= trainer.max_steps:
-                status = "max_steps"
-                if not self.validated:  # stopped by a signal at its last step: validate it now
-                    stopped = self._validate_last_position(stop)
-                    if stopped is not None:
-                        return stopped
-            while status == "completed" and self.epoch < self.max_epochs:
+        with _StopRequest() as stop:
+            # each round trains the rest of an epoch (or nothing: a run resumed after its
+            # training, stopped while validating or at max_steps), validates and saves that
+            while not (state.validated and self._run_over()):
                 started = time.perf_counter()
-                train_metrics, reason, finished = self._train_epoch(stop)
-                valid_metrics = None
-                if reason != "interrupted" or finished:
-                    valid_metrics = self.evaluate_split("valid", stop=stop)
-                if valid_metrics is None:  # stopped while training or validating
-                    if finished:  # a resumed run re-validates this epoch without training
-                        self.batch_in_epoch = self._num_batches("train")
-                    path = self._save_last()
-                    log.warning("%s: stopped at step %d; checkpoint saved to %s",
-                                signal.Signals(stop.signum).name, self.step, path)
-                    return self._finish(FitResult(
-                        "interrupted", self.epoch, self.step, self.exp_dir, path,
-                        self.best.best_path(), signum=stop.signum,
-                    ))
-                if finished:
-                    self.batch_in_epoch = 0
-                    self.partial_sums = {}
-                    self.epoch += 1
-                if reason is not None:
-                    status = reason
-                self._end_epoch(train_metrics, valid_metrics, time.perf_counter() - started,
-                                partial=not finished)
-        result = FitResult(status, self.epoch, self.step, self.exp_dir, self.ckpt_dir / LAST,
+                trained = self._at_max_steps() or state.epoch_trained(self.batches_per_epoch)
+                if not trained and not self._train_epoch(stop):
+                    return self._interrupted(stop)
+                valid = self.evaluate_split("valid", stop=stop)
+                if valid is None:
+                    return self._interrupted(stop)
+                self._end_epoch(valid, time.perf_counter() - started)
+        status = "max_steps" if self._at_max_steps() else "completed"
+        result = FitResult(status, state.epoch, state.step, self.exp_dir, self.ckpt_dir / LAST,
                            self.best.best_path())
-        if trainer.test:
+        if config.trainer.test:
             result.test_metrics = self._test()
         return self._finish(result)
 
-    def _validate_last_position(self, stop: _StopRequest) -> FitResult | None:
-        """Validate, log and checkpoint the position a run reached at ``max_steps`` when a
-        signal stopped it before its validation, as the run would have done uninterrupted.
-        Returns the interrupted result when a signal stops this validation too."""
-        valid = self.evaluate_split("valid", stop=stop)
-        if valid is None:
-            path = self._save_last()
-            return self._finish(FitResult("interrupted", self.epoch, self.step, self.exp_dir,
-                                          path, self.best.best_path(), signum=stop.signum))
-        train_metrics = _means(self.partial_sums, "train_")
-        finished = self.batch_in_epoch >= self._num_batches("train")
-        if finished:
-            self.batch_in_epoch, self.partial_sums = 0, {}
-            self.epoch += 1
-        self._end_epoch(train_metrics, valid, 0.0, partial=not finished)
-        return None
+    def _interrupted(self, stop: _StopRequest) -> FitResult:
+        """Save ``last.pt`` where a stop signal left the run (the resumed run redoes what is not
+        in it) and report the interruption."""
+        path = self._save_last()
+        assert stop.signum is not None
+        log.warning("%s: stopped at step %d; checkpoint saved to %s",
+                    signal.Signals(stop.signum).name, self.state.step, path)
+        return self._finish(FitResult("interrupted", self.state.epoch, self.state.step,
+                                      self.exp_dir, path, self.best.best_path(),
+                                      signum=stop.signum))
 
-    def _end_epoch(self, train: dict[str, float], valid: dict[str, float], seconds: float,
-                   partial: bool) -> None:
+    def _end_epoch(self, valid: dict[str, float], seconds: float) -> None:
+        """Log the metrics row of the position reached and save its checkpoints; a trained
+        epoch is counted done first."""
+        state = self.state
+        train = state.train_totals.means("train_")
         value = valid.get(self.monitor, math.nan)
         # a partial epoch (stopped by max_steps) is logged at its fraction, e.g. 2.4: strictly
         # between the whole epochs, so that a resumed run replaces the row
+        partial = not state.epoch_trained(self.batches_per_epoch)
         done = 0.0
         if partial:
-            fraction = self.batch_in_epoch / self._num_batches("train")
+            fraction = state.batch_in_epoch / self.batches_per_epoch
             done = min(max(math.floor(fraction * 1000) / 1000, 0.001), 0.999)
-        row = {"epoch": self.epoch + done, "step": self.step,
+        else:
+            state.next_epoch()
+        row = {"epoch": state.epoch + done, "step": state.step,
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, **train, **valid}
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not partial:
             if math.isfinite(value):
@@ -780,21 +597,21 @@ class Trainer:
         # numbered as the progress bar and best-epochNNN: the epoch in progress, from 1
         log.info("epoch %d/%d%s (step %d): %s", math.ceil(row["epoch"]),
                  self.config.trainer.max_epochs,
-                 f" (partial: {done:.0%} of its batches)" if partial else "", self.step, summary)
-        self.validated = True
+                 f" (partial: {done:.0%} of its batches)" if partial else "", state.step, summary)
+        state.validated = True
         if not self.dist.is_main:
             return
         # the row first, then the checkpoints: a run killed in between resumes from the previous
         # last.pt, drops the row (its epoch is after the checkpoint's) and redoes it exactly
         assert self.metrics_logger is not None
         self.metrics_logger.log(row)
-        state = self._state()
-        best = self.best.add(state, value, math.ceil(row["epoch"]), self.monitor)
+        checkpoint = self._checkpoint()
+        best = self.best.add(checkpoint, value, math.ceil(row["epoch"]), self.monitor)
         if best is not None:
             rank = "new best" if best == self.best.best_path() else f"top {self.best.keep}"
             log.info("%s %s=%.4f -> %s", rank, self.monitor, value, best)
-        state["best"] = self.best.entries
-        save_checkpoint(state, self.ckpt_dir / LAST)
+        checkpoint["best"] = self.best.entries
+        save_checkpoint(checkpoint, self.ckpt_dir / LAST)
         if time.monotonic() - self._last_plot > PLOT_INTERVAL_S:
             self.metrics_logger.plot()
             self._last_plot = time.monotonic()
@@ -807,11 +624,9 @@ class Trainer:
         model = self.model
         if best is not None:
             model.load_state_dict(load_checkpoint(best, map_location=self.device)["model"])
-        world, self.dist = self.dist, distributed.DistInfo()  # rank 0 alone sees every item
-        try:
-            metrics = self.evaluate_split("test", model)
-        finally:
-            self.dist = world
+        # rank 0 alone reads every item: nothing to add up over processes
+        metrics = self.evaluate_split("test", model, loaders=self.loaders.alone())
+        assert metrics is not None  # no stop request to end it early
         where = str(best) if best is not None else "last"
         metrics["checkpoint"] = where  # type: ignore[assignment]
         with atomic_write(self.exp_dir / "test_metrics.json") as tmp:
@@ -823,42 +638,12 @@ class Trainer:
     def _finish(self, result: FitResult) -> FitResult:
         # the 1-based epoch the run last trained in: the one the bar, the log and best-epochNNN
         # name (epoch 2 when it stopped half-way through the second)
-        result.last_epoch = self.epoch + (1 if self.batch_in_epoch else 0)
+        result.last_epoch = self.state.epoch + (1 if self.state.batch_in_epoch else 0)
         result.max_epochs = self.config.trainer.max_epochs
         if self.metrics_logger is not None:
             self.metrics_logger.plot()
             self.metrics_logger.close()
         return result
-
-
-def _accumulate(sums: dict[str, torch.Tensor], metrics: dict[str, torch.Tensor],
-                weights: torch.Tensor | None = None) -> None:
-    """Add the per-item ``metrics`` ``[B]`` (times ``weights [B]`` if given) to ``sums``."""
-    for name, values in metrics.items():
-        values = values.detach().double()
-        total = (values * weights).sum() if weights is not None else values.sum()
-        sums[name] = sums[name] + total if name in sums else total
-
-
-def _totals(sums: dict[str, torch.Tensor], count: torch.Tensor, names: Sequence[str],
-            reduce: bool) -> dict[str, float]:
-    """Sums of the metrics ``names`` and the item count (key :data:`COUNT`), added over
-    processes if ``reduce``. Every process reduces the same tensor, also one that saw no
-    batch (a resumed epoch with none left, a short shard): its sums count as zeros."""
-    zero = torch.zeros((), dtype=torch.float64, device=count.device)
-    packed = torch.stack([sums.get(n, zero) for n in sorted(names)] + [count])
-    if reduce:
-        distributed.all_reduce_sum(packed)
-    values = packed.tolist()
-    if not values[-1]:
-        return {}
-    return {**dict(zip(sorted(names), values[:-1])), COUNT: values[-1]}
-
-
-def _means(totals: dict[str, float], prefix: str) -> dict[str, float]:
-    """``{prefix + name: sum / count}`` from :func:`_totals`."""
-    count = totals.get(COUNT, 0.0)
-    return {prefix + k: v / count for k, v in totals.items() if k != COUNT} if count else {}
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
