@@ -1,14 +1,10 @@
 """Training checkpoints: atomic save, safe load (``weights_only=True``), RNG state, best-k.
 
 A checkpoint is a dict of tensors and plain Python values only, so that it loads with
-``torch.load(path, weights_only=True)`` (no code runs while loading)::
-
-    {"model", "optimizer", "scheduler", "scaler",     # state dicts
-     "epoch",            # completed epochs
-     "batch_in_epoch",   # batches of epoch ``epoch`` already trained (0 at an epoch boundary)
-     "step",             # optimizer steps so far
-     "rng",              # see :func:`capture_rng`
-     "config", "labels", "best", "audionets_version", "monitor"}
+``torch.load(path, weights_only=True)`` (no code runs while loading). What the trainer puts in
+it is :class:`audionets.training.state.Checkpoint`; below the trainer, only ``best`` and
+``monitor`` are read here (ranking the best files) and ``model``, ``config``, ``labels`` by
+:mod:`audionets.hub` (loading the model).
 """
 
 from __future__ import annotations
