@@ -244,3 +244,68 @@ def test_synth_events_fade_prob_gives_abrupt_edges():
     half = SynthEvents(split="train", **{**kwargs, "num_examples": 13 * 20}, fade_prob=0.5)
     starts = [float(half[i]["wav"][0]) != 0.0 for i in range(tone, 13 * 20, 13)]
     assert 4 <= sum(starts) <= 16  # about half of the 20 tones start abruptly
+
+
+def test_synth_events_fill_prob_makes_events_fill_the_clip():
+    kwargs = dict(segment_seconds=0.5, num_examples=13 * 20, background_snr_db=None)
+    plain = SynthEvents(split="train", **kwargs)
+    again = SynthEvents(split="train", fill_prob=0.0, **kwargs)
+    assert all(torch.equal(plain[i]["wav"], again[i]["wav"]) for i in range(0, 13 * 20, 7))
+    filled = SynthEvents(split="train", fill_prob=1.0, **kwargs)
+    for name in ("tone", "white_noise", "pink_noise", "brown_noise", "square"):
+        for i in range(filled.labels.index(name), 13 * 20, 13 * 5):
+            wav = filled[i]["wav"]
+            # no digital silence anywhere and no fade (a faded event starts and ends at 0)
+            assert float((wav == 0).float().mean()) < 0.01
+            assert float(wav[0]) != 0.0 and float(wav[-1]) != 0.0
+            assert float((plain[i]["wav"] == 0).float().mean()) >= 0.095  # 30-90 % of the clip
+    some = SynthEvents(split="train", fill_prob=0.3, **kwargs)
+    white = range(some.labels.index("white_noise"), 13 * 20, 13)
+    full = sum(float((some[i]["wav"] == 0).float().mean()) == 0.0 for i in white)
+    assert 2 <= full <= 12  # about 6 of the 20
+    with pytest.raises(ConfigError, match="data.fill_prob"):
+        SynthEvents(split="train", fill_prob=1.5, **kwargs)
+
+
+def _peak_frequencies(wav: torch.Tensor) -> np.ndarray:
+    """Frequency of the strongest bin of each 32 ms frame (numpy, independent of the code)."""
+    frames = wav.double().numpy()[: len(wav) // 512 * 512].reshape(-1, 512) * np.hanning(512)
+    return np.argmax(np.abs(np.fft.rfft(frames, axis=1)), axis=1) * SR / 512
+
+
+def test_synth_events_variety_prob_squares_in_phase_and_slow_or_linear_sweeps():
+    kwargs = dict(segment_seconds=1.0, num_examples=13 * 16, background_snr_db=None,
+                  event_fraction=(1.0, 1.0))
+    plain = SynthEvents(split="train", **kwargs)
+    again = SynthEvents(split="train", variety_prob=0.0, **kwargs)
+    assert all(torch.equal(plain[i]["wav"], again[i]["wav"]) for i in range(0, 13 * 16, 5))
+    varied = SynthEvents(split="train", variety_prob=1.0, **kwargs)
+    labels = varied.labels
+
+    def crest(wav: torch.Tensor) -> float:  # peak over RMS, away from the fades
+        middle = wav[1600:-1600].double()
+        return float(middle.abs().max() / middle.pow(2).mean().sqrt())
+
+    squares = range(labels.index("square"), 13 * 16, 13)
+    # harmonics in phase: a square wave's crest factor is 1 (band-limited: a little more);
+    # the plain definition's random phases give about 2
+    assert max(crest(varied[i]["wav"]) for i in squares) < 1.3
+    assert np.median([crest(plain[i]["wav"]) for i in squares]) > 1.6
+    for i in squares:  # still odd harmonics only
+        spec = np.abs(np.fft.rfft(varied[i]["wav"].double().numpy()))
+        f0 = int(np.argmax(spec))
+        assert spec[2 * f0 - 3:2 * f0 + 4].max() < 0.05 * spec[f0]
+    # sweeps keep their direction, and some span less than the plain definition's 1 octave
+    spans = []
+    for name, sign in (("chirp_up", 1), ("chirp_down", -1)):
+        for i in range(labels.index(name), 13 * 16, 13):
+            track = _peak_frequencies(varied[i]["wav"])[2:-2]
+            ratio = float(np.median(track[-5:]) / np.median(track[:5]))
+            assert np.log2(ratio) * sign > 0.1
+            spans.append(abs(np.log2(ratio)))
+    assert min(spans) < 0.8 and max(spans) > 1.5
+    # only the event's own draws change: the level and the other classes stay as they were
+    tone = labels.index("tone")
+    assert torch.equal(varied[tone]["wav"], plain[tone]["wav"])
+    with pytest.raises(ConfigError, match="data.variety_prob"):
+        SynthEvents(split="train", variety_prob=-0.1, **kwargs)

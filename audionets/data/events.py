@@ -127,6 +127,35 @@ def _square(t, sr, rng):
     return _harmonics(f0, t, sr, ks, 1.0 / ks, rng)
 
 
+def _square_wave(t, sr, rng):
+    """A square wave as synthesisers write it: odd harmonics in phase (a peak-to-RMS ratio
+    near 1, where :func:`_square`'s random phases give 2-3), half of them the naive
+    ``sign(sin)`` with the aliasing that brings, half band-limited."""
+    f0 = _carrier(rng, sr, 100.0, 800.0)
+    phase = 2 * np.pi * f0 * t + rng.uniform(0, 2 * np.pi)
+    if rng.uniform() < 0.5:
+        return np.sign(np.sin(phase))
+    ks = np.arange(1, int(0.45 * sr / f0) + 1, 2, dtype=float)
+    return np.sum([np.sin(k * phase) / k for k in ks], axis=0)
+
+
+def _sweep(t, sr, rng, up: bool):
+    """A sweep over 0.2-3 octaves (log-uniform), exponential or linear in frequency: also the
+    slow glides that every 1 s window of a sweep lasting several seconds is (:func:`_chirp`
+    sweeps 1-3 octaves, exponentially, within the event)."""
+    octaves = float(np.exp(rng.uniform(np.log(0.2), np.log(3.0))))
+    high = min(3000.0, 0.35 * sr)
+    low = _carrier(rng, sr, 150.0, high / 2**octaves)
+    start, stop = (low, low * 2**octaves) if up else (low * 2**octaves, low)
+    dur = t[-1] + 1.0 / sr
+    if rng.uniform() < 0.5:  # exponential: f(t) = start * (stop / start) ** (t / dur)
+        ratio = stop / start
+        phase = 2 * np.pi * start * dur / np.log(ratio) * (ratio ** (t / dur) - 1.0)
+    else:  # linear: f(t) = start + (stop - start) * t / dur
+        phase = 2 * np.pi * (start * t + (stop - start) * t**2 / (2 * dur))
+    return np.sin(phase + rng.uniform(0, 2 * np.pi))
+
+
 _GENERATORS: dict[str, Callable] = {
     "tone": _tone,
     "chirp_up": lambda t, sr, rng: _chirp(t, sr, rng, up=True),
@@ -140,6 +169,12 @@ _GENERATORS: dict[str, Callable] = {
     "brown_noise": _noise(2.0),
     "impact": _impact,
     "square": _square,
+}
+#: the wider definitions ``variety_prob`` draws from instead of :data:`_GENERATORS`'
+_VARIANTS: dict[str, Callable] = {
+    "square": _square_wave,
+    "chirp_up": lambda t, sr, rng: _sweep(t, sr, rng, up=True),
+    "chirp_down": lambda t, sr, rng: _sweep(t, sr, rng, up=False),
 }
 _NO_FADE = ("impact", "click_train")  # sharp onsets are part of these classes
 
@@ -168,6 +203,13 @@ class SynthEvents(torch.utils.data.Dataset):
             synthesised file does and as every window cut from a long recording does.
         event_fraction: (low, high) event duration as a fraction of the example (1.0: the
             event fills it, as every window of a long recording does).
+        fill_prob: the fraction of examples whose event fills the whole clip, without fades:
+            a window of a sound longer than the clip (a steady noise or tone in a long file).
+            Noise colour is then seen without a stretch of background to compare it with.
+        variety_prob: the fraction of ``square``, ``chirp_up`` and ``chirp_down`` events drawn
+            from wider definitions: square waves with their harmonics in phase (naive or
+            band-limited, as synthesisers make them) and sweeps over 0.2-3 octaves,
+            exponential or linear (slow glides as well as fast chirps).
         level_db: (low, high) RMS level of the event in dBFS.
         duration_range: (low, high) seconds when ``segment_seconds`` is None.
         augment: train split only: a :class:`~audionets.data.augment.WaveAugment` config
@@ -181,6 +223,7 @@ class SynthEvents(torch.utils.data.Dataset):
                  level_db: Sequence[float] = (-35.0, -12.0),
                  duration_range: Sequence[float] = (1.0, 3.0),
                  background_prob: float = 1.0, fade_prob: float = 1.0,
+                 fill_prob: float = 0.0, variety_prob: float = 0.0,
                  augment: dict | None = None) -> None:
         self.split = split
         self.code = split_code(split)
@@ -197,12 +240,10 @@ class SynthEvents(torch.utils.data.Dataset):
             raise ConfigError(f"data.event_fraction: {event_fraction!r} must lie in (0, 1]")
         self.level_db = _pair(level_db, "level_db")
         self.duration_range = _pair(duration_range, "duration_range")
-        self.background_prob = float(background_prob)
-        if not 0.0 <= self.background_prob <= 1.0:
-            raise ConfigError(f"data.background_prob: {background_prob!r} must lie in [0, 1]")
-        self.fade_prob = float(fade_prob)
-        if not 0.0 <= self.fade_prob <= 1.0:
-            raise ConfigError(f"data.fade_prob: {fade_prob!r} must lie in [0, 1]")
+        self.background_prob = _probability(background_prob, "background_prob")
+        self.fade_prob = _probability(fade_prob, "fade_prob")
+        self.fill_prob = _probability(fill_prob, "fill_prob")
+        self.variety_prob = _probability(variety_prob, "variety_prob")
         self.augment = build_augment(augment, self.sample_rate) if split == "train" else None
         self.labels: list[str] = list(EVENT_CLASSES)
         self.speakers = speaker_pool(split, self.seed)
@@ -211,13 +252,19 @@ class SynthEvents(torch.utils.data.Dataset):
         return self.num_examples
 
     def _event(self, name: str, length: int, rng: np.random.Generator,
-               faded: bool = True) -> np.ndarray:
+               faded: bool = True, variant_rng: np.random.Generator | None = None) -> np.ndarray:
+        """The event ``[length]``; drawn from :data:`_VARIANTS` with ``variant_rng`` when that
+        is given and the class has a variant (``rng`` is then left as it was, so that the
+        item's level and background stay those of the plain definition)."""
         sr = self.sample_rate
         if name == "speech":
             speaker = self.speakers[int(rng.integers(len(self.speakers)))]
             return synthesize_utterance(speaker, length / sr, sr, rng).astype(np.float64)
         t = np.arange(length) / sr
-        wav = _GENERATORS[name](t, sr, rng)
+        if variant_rng is not None and name in _VARIANTS:
+            wav = _VARIANTS[name](t, sr, variant_rng)
+        else:
+            wav = _GENERATORS[name](t, sr, rng)
         if name not in _NO_FADE:
             fade_in = max(1, min(int(rng.uniform(0.005, 0.05) * sr), length // 2))
             fade_out = max(1, min(int(rng.uniform(0.01, 0.1) * sr), length // 2))
@@ -242,7 +289,16 @@ class SynthEvents(torch.utils.data.Dataset):
         # a draw of its own, so that fade_prob=1 keeps every item as before the option existed
         faded = self.fade_prob == 1.0 or np.random.default_rng(
             [self.seed, self.code, int(index), 0xFADE]).uniform() < self.fade_prob
-        event = self._event(self.labels[label], span, rng, faded)
+        # fill and variant: draws of their own too, so that 0 keeps every item as it was
+        if self.fill_prob > 0 and np.random.default_rng(
+                [self.seed, self.code, int(index), 0xF111]).uniform() < self.fill_prob:
+            span, onset, faded = length, 0, False
+        variant_rng = None
+        if self.variety_prob > 0:
+            variant_rng = np.random.default_rng([self.seed, self.code, int(index), 0x7A7])
+            if variant_rng.uniform() >= self.variety_prob:
+                variant_rng = None
+        event = self._event(self.labels[label], span, rng, faded, variant_rng)
         event_rms = np.sqrt(np.mean(event**2)) + 1e-12
         event *= 10.0 ** (rng.uniform(*self.level_db) / 20.0) / event_rms
         wav = np.zeros(length)
@@ -265,6 +321,13 @@ class SynthEvents(torch.utils.data.Dataset):
             "label": torch.tensor(label, dtype=torch.int64),
             "id": f"synth_events-{self.split}-{index:06d}-{self.labels[label]}",
         }
+
+
+def _probability(value: float, key: str) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"data.{key}: {value!r} must lie in [0, 1]")
+    return value
 
 
 def _pair(value: Sequence[float], key: str) -> tuple[float, float]:
