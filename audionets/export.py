@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from audionets._version import __version__
-from audionets.errors import CheckpointError, ConfigError
+from audionets.errors import CheckpointError, ConfigError, first_line
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 GRAPH_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript"}
@@ -106,7 +106,7 @@ def write_onnx(model: nn.Module, path: Path, task: str, sample_rate: int) -> Non
             )
             program.save(str(path))
     except Exception as err:  # the exporters raise many types; all mean "cannot export this"
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        first = first_line(err, 200)
         raise CheckpointError(f"{type(model).__name__}: cannot be exported to ONNX ({first})"
                               ) from err
     finally:
@@ -154,7 +154,7 @@ def write_torchscript(model: nn.Module, path: Path) -> None:
         with _quiet():
             scripted = torch.jit.script(model)
     except Exception as err:  # TorchScript's compiler errors have no common type
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        first = first_line(err, 200)
         raise CheckpointError(f"{type(model).__name__}: cannot be compiled with TorchScript "
                               f"({first})") from err
     scripted.save(str(path))

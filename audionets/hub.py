@@ -27,7 +27,7 @@ from torch import nn
 
 from audionets._version import __version__
 from audionets.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-from audionets.errors import AudionetsError, CheckpointError, OutputError
+from audionets.errors import AudionetsError, CheckpointError, OutputError, first_line
 from audionets.serialization.checkpoints import LAST, find_best_checkpoint, load_checkpoint
 from audionets.serialization.weights import load_weights
 from audionets.serialization.yaml_files import check_version, parse_yaml
@@ -150,7 +150,7 @@ def _load_pretrained_folder(folder: Path) -> tuple[nn.Module, ModelMeta]:
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
-        first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        first = first_line(err, 160)
         raise CheckpointError(f"{weights}: unreadable weights ({first}); if the file is damaged, "
                               "export or download the model folder again") from None
     load_weights(model, state, str(weights))
@@ -224,7 +224,7 @@ def _download(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id=repo_id))
     except Exception as err:  # network, missing repo, auth: all reported the same way
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CheckpointError(f"{repo_id}: no such local file or folder, and could not download "
                               f"it from the Hugging Face hub ({first[:160]}); check the path or "
                               "the name, the network and, for a private model, HF_TOKEN") from None

@@ -108,6 +108,8 @@ def worker_speechbrain(path: Path, arch: dict, memory_gb: float) -> dict:
         Decoder, Dual_Path_Model, Encoder, SBTransformerBlock,
     )
 
+    from audionets.errors import first_line
+
     torch.manual_seed(0)
     channels = arch["encoder_channels"]
 
@@ -135,7 +137,7 @@ def worker_speechbrain(path: Path, arch: dict, memory_gb: float) -> dict:
             est = torch.cat([decoder(feats * m).unsqueeze(-1) for m in masks], dim=-1)
         result = {"ok": True, "output_shape": list(est.shape)}
     except (RuntimeError, MemoryError, ValueError) as err:
-        result = {"ok": False, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+        result = {"ok": False, "error": f"{type(err).__name__}: {first_line(err, 200)}"}
     result.update(time_s=time.perf_counter() - start, peak_rss_mb=peak_rss_mb(),
                   rss_after_model_mb=base)
     return result

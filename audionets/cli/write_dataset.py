@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import audionets.data  # noqa: F401  (registers the datasets)
     from audionets.audio import check_sample_rate
     from audionets.data.manifest import write_dataset
-    from audionets.errors import ConfigError
+    from audionets.errors import ConfigError, first_line
     from audionets.registry import DATASETS
 
     kwargs: dict[str, object] = {"split": args.split}
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = DATASETS.build(args.dataset, _where="data", **kwargs)
     except (TypeError, ValueError) as err:  # e.g. --set num_speakers=abc
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        first = first_line(err, 200)
         raise ConfigError(f"--set / dataset arguments of {args.dataset}: {first}; check their "
                           "types") from None
     path = write_dataset(dataset, args.out, args.split, overwrite=args.overwrite)

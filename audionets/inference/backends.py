@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from audionets.errors import CheckpointError, ConfigError
+from audionets.errors import CheckpointError, ConfigError, first_line
 
 def default_threads() -> int:
     """Intra-op threads for onnxruntime: PyTorch's setting, so both backends use the same."""
@@ -47,7 +47,7 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own unrelated exception types
-            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+            first = first_line(err, 160)
             raise CheckpointError(f"{path}: onnxruntime cannot load it ({first}); export the "
                                   "model again") from None
         self.path = Path(path)
@@ -119,7 +119,7 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu",
         try:
             module = torch.jit.load(str(path), map_location=device)
         except (RuntimeError, ValueError) as err:
-            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+            first = first_line(err, 160)
             raise CheckpointError(f"{path}: cannot load the TorchScript module ({first}); "
                                   "export the model again") from None
         return module.eval(), meta

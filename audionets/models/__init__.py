@@ -7,7 +7,7 @@ The model classes are exported here, as ``torchaudio.models`` does::
 
 import torch
 
-from audionets.errors import AudionetsError, ConfigError
+from audionets.errors import AudionetsError, ConfigError, first_line
 from audionets.models.autoencoder import ConvAutoencoder
 from audionets.models.classifiers import (
     AttentionClassifier,
@@ -68,6 +68,6 @@ def build_model(spec: dict):
     try:
         return MODELS.build(name, _where="model", **spec)
     except (TypeError, ValueError, RuntimeError, OverflowError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"model: cannot build {name!r} with these arguments ({first[:200]}); "
+        first = first_line(err, 200)
+        raise ConfigError(f"model: cannot build {name!r} with these arguments ({first}); "
                           "check the sizes in the model section") from None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audionets.errors import CheckpointError, OutputError
+from audionets.errors import CheckpointError, OutputError, first_line
 from audionets.utils import atomic_write
 
 LAST = "last.pt"
@@ -30,7 +30,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         try:
             torch.save(state, tmp)
         except RuntimeError as err:  # torch.save's C++ writer reports a full disk this way
-            first = str(err).strip().splitlines()[0][:120] if str(err).strip() else "write error"
+            first = first_line(err, 120)
             raise OutputError(f"{path}: cannot write ({first}); free disk space or choose "
                               "another experiment_dir") from None
 
@@ -48,13 +48,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CheckpointError(
             f"{path}: refused to load: not a plain-tensor checkpoint ({first[:160]}); "
             "only load checkpoints you trust and that audionets wrote"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CheckpointError(
             f"{path}: unreadable checkpoint ({first[:160]}); it may be truncated"
         ) from None

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from audionets._version import __version__
-from audionets.errors import CheckpointError
+from audionets.errors import CheckpointError, first_line
 from audionets.serialization.checkpoints import capture_rng, load_checkpoint, restore_rng
 from audionets.serialization.weights import load_weights
 from audionets.training.metric_sums import MetricTotals
@@ -130,7 +130,7 @@ def read_checkpoint(path: Path, parts: Trainables,
             parts.scaler.load_state_dict(saved["scaler"])
         state = TrainState.from_dict(saved)
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        first = first_line(err)
         raise CheckpointError(f"{path}: does not fit this config ({first[:200]}); resume with "
                               "the config the run was started with") from None
     restore_rng(saved["rng"])
