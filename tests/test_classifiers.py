@@ -318,22 +318,3 @@ def test_global_pooling_options(name):
     torch.testing.assert_close(pooled["stats"], torch.cat((frames.mean(-1), reference_std), -1))
     with pytest.raises(ConfigError, match="model.pooling"):
         MODELS.build(name, pooling="median", **small)
-
-
-def test_attention_classifier_loads_weights_of_its_earlier_layer_names():
-    from audionets.serialization.weights import load_weights
-
-    model = _tiny("attention_classifier", "logmel").eval()
-    renames = {".attn.qkv.": ".attention.qkv.", ".attn.out.": ".attention.out.",
-               ".ffn.linear1.": ".ff.0.", ".ffn.linear2.": ".ff.3."}
-    old = {}
-    for key, value in model.state_dict().items():
-        for new, earlier in renames.items():
-            key = key.replace(new, earlier)
-        old[key] = value.clone()
-    assert "layers.0.attention.qkv.weight" in old and "layers.0.ff.3.bias" in old
-    fresh = _tiny("attention_classifier", "logmel").eval()
-    load_weights(fresh, old, "old.pt")
-    wav = torch.randn(2, 900)
-    with torch.no_grad():
-        torch.testing.assert_close(fresh(wav), model(wav))

@@ -489,22 +489,6 @@ class AttentionClassifier(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, self.num_classes)
 
-    #: weight names of the classifier's own transformer layer (before it used nn.attention's)
-    _OLD_NAMES = {".attention.qkv.": ".attn.qkv.", ".attention.out.": ".attn.out.",
-                  ".ff.0.": ".ffn.linear1.", ".ff.3.": ".ffn.linear2."}
-
-    @classmethod
-    def migrate_state_dict(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``state`` with the weight names of earlier audionets versions renamed to this one's
-        (:func:`audionets.serialization.weights.load_weights` and resumed training call it)."""
-        migrated = {}
-        for key, value in state.items():
-            if key.startswith("layers."):
-                for old, new in cls._OLD_NAMES.items():
-                    key = key.replace(old, new)
-            migrated[key] = value
-        return migrated
-
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
         x = self.proj(self.input_norm(self.frontend(wav)).transpose(1, 2))  # [B, T', d]
