@@ -103,8 +103,10 @@ def test_conv_block_equals_manual_conv_bn_relu_pool():
 def test_groups_split_the_convolution_and_must_divide_channels():
     block = ConvBlock1d(8, 12, 3, groups=4)
     assert block.conv.weight.shape == (12, 2, 3)
-    with pytest.raises(ConfigError, match=r"model.groups\[0\]=3 must divide"):
+    with pytest.raises(ValueError, match=r"^groups\[0\]=3 must divide"):
         ConvBlock1d(8, 12, 3, groups=3)
+    with pytest.raises(ConfigError, match=r"^model.groups\[1\]=3 must divide"):
+        _tiny("tf_cnn", "logmel", channels=[6, 8], groups=[1, 3])
 
 
 # --- ConvBlock2d and cnn2d ----------------------------------------------------------------
@@ -114,7 +116,7 @@ def test_conv_block_2d_keeps_size_then_pools_with_ceil(height, width, pool):
     block = ConvBlock2d(2, 5, 3, pool=pool).eval()
     out = block(torch.randn(3, 2, height, width))
     assert out.shape == (3, 5, math.ceil(height / pool), math.ceil(width / pool))
-    with pytest.raises(ConfigError, match=r"model.kernel_sizes\[1\] must be an odd int"):
+    with pytest.raises(ValueError, match=r"^kernel_sizes\[1\] must be an odd int"):
         ConvBlock2d(2, 5, 4, layer=1)
 
 
@@ -316,5 +318,7 @@ def test_global_pooling_options(name):
     torch.testing.assert_close(pooled["max"], frames.amax(-1))
     reference_std = torch.from_numpy(frames.numpy().std(axis=-1))  # NumPy: population std
     torch.testing.assert_close(pooled["stats"], torch.cat((frames.mean(-1), reference_std), -1))
-    with pytest.raises(ConfigError, match="model.pooling"):
+    with pytest.raises(ValueError, match="^unknown pooling 'median'"):
         MODELS.build(name, pooling="median", **small)
+    with pytest.raises(ConfigError, match="^unknown model.pooling 'median'"):
+        build_model({"name": name, "pooling": "median", **small})

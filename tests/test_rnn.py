@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from audionets.errors import ConfigError
+from audionets.models import build_model
 from audionets.models.classifiers import _pool_sequence
 from audionets.models.rnn import CELLS, MGUCell, MinimalGatedUnit, build_recurrent
 
@@ -125,8 +126,11 @@ def test_lstm_forget_bias_one_keeps_sigmoid_one_of_the_cell_state():
 
 
 def test_unknown_cell_is_a_config_error():
-    with pytest.raises(ConfigError, match="model.cell 'transformer'"):
+    with pytest.raises(ValueError, match="^unknown cell 'transformer'"):
         build_recurrent("transformer", 3, 4)
+    with pytest.raises(ConfigError, match="^unknown model.cell 'transformer'"):
+        build_model({"name": "rnn_classifier", "num_classes": 2, "sample_rate": 8000,
+                     "cell": "transformer"})
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "mgu"])

@@ -7,7 +7,7 @@ The model classes are exported here, as ``torchaudio.models`` does::
 
 import torch
 
-from audionets.errors import AudionetsError, ConfigError, first_line
+from audionets.errors import ArgumentError, AudionetsError, ConfigError, first_line
 from audionets.models.autoencoder import ConvAutoencoder
 from audionets.models.classifiers import (
     AttentionClassifier,
@@ -46,6 +46,10 @@ MAX_PARAMETERS = 2_000_000_000
 def build_model(spec: dict):
     """Build a model from its config ``{"name": ..., **kwargs}``.
 
+    This is the config layer's door to the models: a model names its bad arguments as Python
+    keywords (:class:`~audionets.errors.ArgumentError`), and the ConfigError raised here names
+    them as keys of the config's ``model`` section (``model.d_model``).
+
     ConfigError (naming ``model``) when the sizes are negative or of a wrong type, or when the
     model would have more than :data:`MAX_PARAMETERS` parameters: it is first built on the
     ``meta`` device, which allocates nothing, and counted (a model whose construction computes
@@ -57,6 +61,8 @@ def build_model(spec: dict):
         with torch.device("meta"):
             shell = MODELS.build(name, _where="model", **spec)
         count = sum(p.numel() for p in shell.parameters())
+    except ArgumentError as err:
+        raise ConfigError(err.keyed("model")) from None
     except AudionetsError:
         raise
     except Exception:  # noqa: BLE001 - the real build below reports what is wrong
@@ -67,6 +73,8 @@ def build_model(spec: dict):
                           "section")
     try:
         return MODELS.build(name, _where="model", **spec)
+    except ArgumentError as err:
+        raise ConfigError(err.keyed("model")) from None
     except (TypeError, ValueError, RuntimeError, OverflowError) as err:
         first = first_line(err, 200)
         raise ConfigError(f"model: cannot build {name!r} with these arguments ({first}); "

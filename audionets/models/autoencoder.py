@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ArgumentError
 from audionets.nn.activations import get_activation
 from audionets.registry import MODELS
 
@@ -17,9 +17,9 @@ from audionets.registry import MODELS
 def _as_list(value: int | Sequence[int], layers: int, key: str) -> list[int]:
     if isinstance(value, (list, tuple)):
         if len(value) != layers:
-            raise ConfigError(
-                f"model.{key} has {len(value)} entries but model.channels has {layers}; "
-                "give one per layer or a single int"
+            raise ArgumentError(
+                f"{key} has {len(value)} entries but channels has {layers}; "
+                "give one per layer or a single int", key, "channels"
             )
         return [int(v) for v in value]
     return [int(value)] * layers
@@ -34,7 +34,7 @@ class _Down(nn.Module):
         self.pad = ((kernel - stride) // 2, kernel - stride - (kernel - stride) // 2)
         self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, bias=not batch_norm)
         self.norm = nn.BatchNorm1d(c_out) if batch_norm else nn.Identity()
-        self.activation = get_activation(activation, c_out, where="model.activation")
+        self.activation = get_activation(activation, c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(self.norm(self.conv(F.pad(x, self.pad))))
@@ -55,7 +55,7 @@ class _Up(nn.Module):
                                        bias=last or not batch_norm)
         self.norm = nn.BatchNorm1d(c_out) if batch_norm and not last else nn.Identity()
         self.activation = (
-            nn.Identity() if last else get_activation(activation, c_out, where="model.activation")
+            nn.Identity() if last else get_activation(activation, c_out)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,17 +106,18 @@ class ConvAutoencoder(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(channels, (list, tuple)) or not channels:
-            raise ConfigError("model.channels must be a non-empty list of ints, e.g. [32, 64]")
+            raise ArgumentError("channels must be a non-empty list of ints, e.g. [32, 64]",
+                                "channels")
         layers = len(channels)
         kernels = _as_list(kernel_sizes, layers, "kernel_sizes")
         strides = _as_list(strides, layers, "strides")
         for i, (k, s) in enumerate(zip(kernels, strides)):
             if s < 1 or k < s:
-                raise ConfigError(
-                    f"model.kernel_sizes[{i}]={k} must be >= model.strides[{i}]={s} >= 1"
-                )
+                raise ArgumentError(f"kernel_sizes[{i}]={k} must be >= strides[{i}]={s} >= 1",
+                                    "kernel_sizes", "strides")
         if int(bottleneck_channels) < 1:
-            raise ConfigError(f"model.bottleneck_channels must be >= 1, got {bottleneck_channels}")
+            raise ArgumentError(f"bottleneck_channels must be >= 1, got {bottleneck_channels}",
+                                "bottleneck_channels")
         self.sample_rate = int(sample_rate)
         self.normalize_input = bool(normalize_input)
         self.total_stride = math.prod(strides)
@@ -128,7 +129,7 @@ class ConvAutoencoder(nn.Module):
         self.to_code = nn.Conv1d(widths[-1], int(bottleneck_channels), 1)
         self.from_code = nn.Sequential(
             nn.Conv1d(int(bottleneck_channels), widths[-1], 1),
-            get_activation(activation, widths[-1], where="model.activation"),
+            get_activation(activation, widths[-1]),
         )
         self.decoder = nn.Sequential(*(
             _Up(widths[i + 1], widths[i], kernels[i], strides[i], batch_norm,

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ArgumentError, ConfigError
 from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoderLayer
 from audionets.nn.conv import ConvBlock1d, ConvBlock2d
@@ -33,32 +33,36 @@ INPUT_NORMS = ("none", "batch", "instance")
 
 
 def build_frontend(
-    spec: dict[str, Any], sample_rate: int, where: str = "model.frontend"
+    spec: dict[str, Any], sample_rate: int, where: str = "frontend"
 ) -> nn.Module:
     """Build a front-end from its config, passing the model's ``sample_rate`` when it takes one.
 
     Raises:
-        ConfigError: when ``spec`` has no name, an unknown name or argument, or a
+        ArgumentError: naming the argument ``where`` (and its keys: ``frontend.n_fft``) when
+            ``spec`` has no name, an unknown name or argument, a bad value, or a
             ``sample_rate`` that differs from the model's.
     """
     import audionets.frontends  # noqa: F401  (registers the front-ends)
 
     if not isinstance(spec, dict) or "name" not in spec:
-        raise ConfigError(f"{where} must be a mapping with a 'name', e.g. {{name: logmel}}")
+        raise ArgumentError(f"{where} must be a mapping with a 'name', e.g. {{name: logmel}}",
+                            where)
     spec = dict(spec)
     name = spec.pop("name")
-    accepts_rate = "sample_rate" in inspect.signature(FRONTENDS.get(name)).parameters
     if "sample_rate" in spec and spec["sample_rate"] != sample_rate:
-        raise ConfigError(
-            f"{where}.sample_rate={spec['sample_rate']} differs from model sample_rate="
-            f"{sample_rate}; remove {where}.sample_rate"
+        raise ArgumentError(
+            f"{where}.sample_rate={spec['sample_rate']} differs from the model's sample_rate="
+            f"{sample_rate}; remove {where}.sample_rate", where
         )
-    if accepts_rate:
-        spec["sample_rate"] = sample_rate
-    return FRONTENDS.build(name, _where=where, **spec)
+    try:
+        if "sample_rate" in inspect.signature(FRONTENDS.get(name)).parameters:
+            spec["sample_rate"] = sample_rate
+        return FRONTENDS.build(name, _where=where, **spec)
+    except ConfigError as err:  # the front-end's own messages name frontend.<key>
+        raise ArgumentError(str(err), where) from None
 
 
-def build_input_norm(kind: str, channels: int, where: str = "model.input_norm") -> nn.Module:
+def build_input_norm(kind: str, channels: int, where: str = "input_norm") -> nn.Module:
     """Per-feature-channel normalisation of ``[B, F, T']``.
 
     ``"batch"``: BatchNorm1d over F (statistics over batch and frames, learned affine);
@@ -71,7 +75,8 @@ def build_input_norm(kind: str, channels: int, where: str = "model.input_norm") 
         return nn.InstanceNorm1d(channels, affine=True)
     if kind == "none":
         return nn.Identity()
-    raise ConfigError(f"unknown {where} {kind!r}; choose one of: {', '.join(INPUT_NORMS)}")
+    raise ArgumentError(f"unknown {where} {kind!r}; choose one of: {', '.join(INPUT_NORMS)}",
+                        where)
 
 
 POOLINGS = ("mean", "max", "stats")
@@ -93,9 +98,9 @@ def _per_layer(value: int | Sequence[int], layers: int, key: str) -> list[int]:
     """Broadcast an int to ``layers`` entries, or check that a list has exactly that many."""
     if isinstance(value, (list, tuple)):
         if len(value) != layers:
-            raise ConfigError(
-                f"model.{key} has {len(value)} entries but model.channels has {layers}; "
-                f"give one per layer or a single int"
+            raise ArgumentError(
+                f"{key} has {len(value)} entries but channels has {layers}; "
+                f"give one per layer or a single int", key, "channels"
             )
         return [int(v) for v in value]
     return [int(value)] * layers
@@ -103,9 +108,10 @@ def _per_layer(value: int | Sequence[int], layers: int, key: str) -> list[int]:
 
 def _check_common(num_classes: int, sample_rate: int) -> None:
     if int(num_classes) < 1:
-        raise ConfigError(f"model.num_classes must be >= 1, got {num_classes}")
+        raise ArgumentError(f"num_classes must be >= 1, got {num_classes}", "num_classes")
     if int(sample_rate) < 1:
-        raise ConfigError(f"model.sample_rate must be a positive int, got {sample_rate}")
+        raise ArgumentError(f"sample_rate must be a positive int, got {sample_rate}",
+                            "sample_rate")
 
 
 class _ConvClassifier(nn.Module):
@@ -134,11 +140,12 @@ class _ConvClassifier(nn.Module):
         super().__init__()
         _check_common(num_classes, sample_rate)
         if pooling not in POOLINGS:
-            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: "
-                              f"{', '.join(POOLINGS)}")
+            raise ArgumentError(f"unknown pooling {pooling!r}; choose one of: "
+                                f"{', '.join(POOLINGS)}", "pooling")
         self.pooling = pooling
         if not isinstance(channels, (list, tuple)) or not channels:
-            raise ConfigError("model.channels must be a non-empty list of ints, e.g. [64, 128]")
+            raise ArgumentError("channels must be a non-empty list of ints, e.g. [64, 128]",
+                                "channels")
         layers = len(channels)
         kernel_sizes = _per_layer(kernel_sizes, layers, "kernel_sizes")
         strides = _per_layer(strides, layers, "strides")
@@ -154,7 +161,7 @@ class _ConvClassifier(nn.Module):
             blocks.append(ConvBlock1d(
                 in_channels, int(out_channels), kernel_sizes[i], stride=strides[i],
                 groups=groups[i], batch_norm=batch_norm, activation=activation, pool=pools[i],
-                residual=residual, dropout=dropout, where="model", layer=i,
+                residual=residual, dropout=dropout, layer=i,
             ))
             in_channels = int(out_channels)
         self.blocks = nn.Sequential(*blocks)
@@ -303,10 +310,11 @@ class SpectrogramCNN(nn.Module):
         super().__init__()
         _check_common(num_classes, sample_rate)
         if pooling not in POOLINGS:
-            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: "
-                              f"{', '.join(POOLINGS)}")
+            raise ArgumentError(f"unknown pooling {pooling!r}; choose one of: "
+                                f"{', '.join(POOLINGS)}", "pooling")
         if not isinstance(channels, (list, tuple)) or not channels:
-            raise ConfigError("model.channels must be a non-empty list of ints, e.g. [16, 32]")
+            raise ArgumentError("channels must be a non-empty list of ints, e.g. [16, 32]",
+                                "channels")
         self.num_classes = int(num_classes)
         self.sample_rate = int(sample_rate)
         self.pooling = pooling
@@ -318,7 +326,7 @@ class SpectrogramCNN(nn.Module):
         for i, out_channels in enumerate(channels):
             blocks.append(ConvBlock2d(in_channels, int(out_channels), kernel_sizes[i],
                                       batch_norm=batch_norm, activation=activation,
-                                      pool=pools[i], dropout=dropout, where="model", layer=i))
+                                      pool=pools[i], dropout=dropout, layer=i))
             in_channels = int(out_channels)
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(2 * in_channels if pooling == "stats" else in_channels,
@@ -381,7 +389,8 @@ class RecurrentClassifier(nn.Module):
         super().__init__()
         _check_common(num_classes, sample_rate)
         if pooling not in ("last", "mean"):
-            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: last, mean")
+            raise ArgumentError(f"unknown pooling {pooling!r}; choose one of: last, mean",
+                                "pooling")
         self.num_classes = int(num_classes)
         self.sample_rate = int(sample_rate)
         self.pooling = pooling
@@ -453,17 +462,21 @@ class AttentionClassifier(nn.Module):
         super().__init__()
         _check_common(num_classes, sample_rate)
         if positional not in ("sinusoidal", "learned", "none"):
-            raise ConfigError(
-                f"unknown model.positional {positional!r}; choose one of: sinusoidal, learned, none"
+            raise ArgumentError(
+                f"unknown positional {positional!r}; choose one of: sinusoidal, learned, none",
+                "positional",
             )
         if pooling not in ("cls", "mean"):
-            raise ConfigError(f"unknown model.pooling {pooling!r}; choose one of: cls, mean")
+            raise ArgumentError(f"unknown pooling {pooling!r}; choose one of: cls, mean",
+                                "pooling")
         if d_model % num_heads:
-            raise ConfigError(
-                f"model.d_model={d_model} must be divisible by model.num_heads={num_heads}"
+            raise ArgumentError(
+                f"d_model={d_model} must be divisible by num_heads={num_heads}",
+                "d_model", "num_heads",
             )
         if positional == "sinusoidal" and d_model % 2:
-            raise ConfigError(f"model.d_model={d_model} must be even for sinusoidal positions")
+            raise ArgumentError(f"d_model={d_model} must be even for sinusoidal positions",
+                                "d_model")
         self.num_classes = int(num_classes)
         self.sample_rate = int(sample_rate)
         self.positional = positional
@@ -499,8 +512,8 @@ class AttentionClassifier(nn.Module):
         if position is not None:  # positional == "learned"
             if frames > self.max_frames:
                 raise ConfigError(
-                    f"the input has {frames} frames but model.max_frames={self.max_frames}; "
-                    "raise model.max_frames or use model.positional: sinusoidal"
+                    f"the input has {frames} frames but the model's max_frames="
+                    f"{self.max_frames}; raise max_frames or use positional='sinusoidal'"
                 )
             x = x + position[:frames]
         cls = self.cls

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ArgumentError
 from audionets.nn.activations import get_activation
 from audionets.registry import MODELS
 
@@ -17,7 +17,7 @@ def _check(in_features: int, num_classes: int, width: int, depth: int) -> None:
     for key, value, low in (("in_features", in_features, 1), ("num_classes", num_classes, 1),
                             ("width", width, 1), ("depth", depth, 0)):
         if int(value) < low:
-            raise ConfigError(f"model.{key} must be >= {low}, got {value}")
+            raise ArgumentError(f"{key} must be >= {low}, got {value}", key)
 
 
 @MODELS.register("mlp")
@@ -50,7 +50,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         size = int(in_features)
         for _ in range(int(depth)):
-            layers += [nn.Linear(size, width), get_activation(activation, where="model.activation")]
+            layers += [nn.Linear(size, width), get_activation(activation)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             size = int(width)
@@ -68,7 +68,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int, activation: str, residual: bool) -> None:
         super().__init__()
         self.linear = nn.Linear(width, width)
-        self.activation = get_activation(activation, where="model.activation")
+        self.activation = get_activation(activation)
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ArgumentError
 from audionets.nn import onnx_ops
 
 CELLS = ("rnn", "mgu", "gru", "lstm")
@@ -190,7 +190,7 @@ def build_recurrent(
     num_layers: int = 1,
     bidirectional: bool = False,
     dropout: float = 0.0,
-    where: str = "model.cell",
+    where: str = "cell",
 ) -> nn.Module:
     """A batch-first recurrent layer ``x[B, T, I] -> (out[B, T, D * H], state)``.
 
@@ -213,7 +213,7 @@ def build_recurrent(
         lstm = nn.LSTM(input_size, hidden_size, **kwargs)
         init_forget_bias(lstm, 1.0)
         return lstm
-    raise ConfigError(f"unknown {where} {cell!r}; choose one of: {', '.join(CELLS)}")
+    raise ArgumentError(f"unknown {where} {cell!r}; choose one of: {', '.join(CELLS)}", where)
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ArgumentError
 from audionets.nn.shapes import at_least, fit, take
 from audionets.registry import MODELS
 
@@ -161,13 +161,13 @@ class SuDoRMRF(nn.Module):
                                 ("channels", channels, 1), ("hidden_channels", hidden_channels, 1),
                                 ("num_blocks", num_blocks, 1), ("depth", depth, 1)]:
             if not isinstance(value, int) or value < low:
-                raise ConfigError(f"model.{key} must be an integer >= {low}, got {value!r}")
+                raise ArgumentError(f"{key} must be an integer >= {low}, got {value!r}", key)
         stride = encoder_stride or encoder_kernel_size // 2
         if not isinstance(stride, int) or not 1 <= stride <= encoder_kernel_size:
-            raise ConfigError(f"model.encoder_stride must be in 1..encoder_kernel_size, got "
-                              f"{encoder_stride!r}")
+            raise ArgumentError(f"encoder_stride must be from 1 to encoder_kernel_size, got "
+                                f"{encoder_stride!r}", "encoder_stride", "encoder_kernel_size")
         if mask_act not in ("relu", "softmax"):
-            raise ConfigError(f"model.mask_act must be relu or softmax, got {mask_act!r}")
+            raise ArgumentError(f"mask_act must be relu or softmax, got {mask_act!r}", "mask_act")
         self.num_sources = num_sources
         self.sample_rate = sample_rate
         self.kernel_size, self.stride = encoder_kernel_size, stride

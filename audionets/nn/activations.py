@@ -14,7 +14,7 @@ from typing import Callable
 
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ArgumentError
 
 _ACTIVATIONS: dict[str, Callable[[int], nn.Module]] = {
     "relu": lambda _: nn.ReLU(),
@@ -45,14 +45,14 @@ def get_activation(name: str, num_channels: int = 1, where: str = "activation") 
     Args:
         name: one of :func:`activation_names`.
         num_channels: number of learnable slopes for ``prelu`` (1 = shared); ignored otherwise.
-        where: the config key ``name`` came from, used in the error message.
+        where: the argument ``name`` came from, named in the error message.
 
     Raises:
-        ConfigError: when ``name`` is not a known activation.
+        ArgumentError: (a ValueError) naming ``where`` when ``name`` is not a known activation.
     """
     key = str(name).lower()
     if key not in _ACTIVATIONS:
-        raise ConfigError(
-            f"unknown {where} {name!r}; choose one of: {', '.join(activation_names())}"
+        raise ArgumentError(
+            f"unknown {where} {name!r}; choose one of: {', '.join(activation_names())}", where
         )
     return _ACTIVATIONS[key](num_channels)

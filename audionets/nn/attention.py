@@ -67,7 +67,7 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ffn: int, activation: str = "relu", dropout: float = 0.0):
         super().__init__()
         self.linear1 = nn.Linear(d_model, d_ffn)
-        self.activation = get_activation(activation, where="model.activation")
+        self.activation = get_activation(activation)
         self.relu = isinstance(self.activation, nn.ReLU)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audionets.errors import ConfigError
+from audionets.errors import ArgumentError
 from audionets.nn.activations import get_activation
 
 
@@ -48,8 +48,8 @@ class ConvBlock1d(nn.Module):
         residual: add a skip connection around conv/norm/activation; the skip is a 1x1 conv
             with the same stride when channels or stride differ, the identity otherwise.
         dropout: dropout probability applied last.
-        where: config key of the block's options, for error messages (e.g. ``"model"``).
-        layer: index of the block in its stack, for error messages.
+        layer: index of the block in its stack: errors name the classifier's per-layer
+            arguments (``kernel_sizes[layer]``, ``strides[layer]``, ...).
     """
 
     def __init__(
@@ -64,21 +64,20 @@ class ConvBlock1d(nn.Module):
         pool: int = 1,
         residual: bool = False,
         dropout: float = 0.0,
-        where: str = "model",
         layer: int = 0,
     ) -> None:
         super().__init__()
         for key, value in (("kernel_sizes", kernel_size), ("strides", stride), ("pool", pool),
                            ("groups", groups)):
             if int(value) < 1:
-                raise ConfigError(f"{where}.{key}[{layer}] must be >= 1, got {value}")
+                raise ArgumentError(f"{key}[{layer}] must be >= 1, got {value}", key)
         if in_channels % groups or out_channels % groups:
-            raise ConfigError(
-                f"{where}.groups[{layer}]={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}; give groups per layer as a list"
+            raise ArgumentError(
+                f"groups[{layer}]={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}; give groups per layer as a list", "groups"
             )
         if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"{where}.dropout must be in [0, 1), got {dropout}")
+            raise ArgumentError(f"dropout must be in [0, 1), got {dropout}", "dropout")
         self.kernel_size = int(kernel_size)
         self.stride = int(stride)
         self.conv = nn.Conv1d(
@@ -86,7 +85,7 @@ class ConvBlock1d(nn.Module):
             bias=not batch_norm,
         )
         self.norm = nn.BatchNorm1d(out_channels) if batch_norm else nn.Identity()
-        self.activation = get_activation(activation, out_channels, where=f"{where}.activation")
+        self.activation = get_activation(activation, out_channels)
         if residual and (in_channels != out_channels or self.stride != 1):
             self.skip: nn.Module | None = nn.Conv1d(
                 in_channels, out_channels, 1, stride=self.stride, bias=False
@@ -120,24 +119,24 @@ class ConvBlock2d(nn.Module):
         activation: name for :func:`audionets.nn.activations.get_activation`.
         pool: max-pooling size and stride over both axes (1 = no pooling).
         dropout: dropout probability applied last.
-        where, layer: config key and block index for error messages.
+        layer: index of the block in its stack, for error messages (``kernel_sizes[layer]``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
                  batch_norm: bool = True, activation: str = "relu", pool: int = 2,
-                 dropout: float = 0.0, where: str = "model", layer: int = 0) -> None:
+                 dropout: float = 0.0, layer: int = 0) -> None:
         super().__init__()
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
-            raise ConfigError(f"{where}.kernel_sizes[{layer}] must be an odd int >= 1, "
-                              f"got {kernel_size}")
+            raise ArgumentError(f"kernel_sizes[{layer}] must be an odd int >= 1, got {kernel_size}",
+                                "kernel_sizes")
         if int(pool) < 1:
-            raise ConfigError(f"{where}.pool[{layer}] must be >= 1, got {pool}")
+            raise ArgumentError(f"pool[{layer}] must be >= 1, got {pool}", "pool")
         if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"{where}.dropout must be in [0, 1), got {dropout}")
+            raise ArgumentError(f"dropout must be in [0, 1), got {dropout}", "dropout")
         self.conv = nn.Conv2d(in_channels, out_channels, int(kernel_size),
                               padding=int(kernel_size) // 2, bias=not batch_norm)
         self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
-        self.activation = get_activation(activation, out_channels, where=f"{where}.activation")
+        self.activation = get_activation(activation, out_channels)
         self.pool = nn.MaxPool2d(int(pool), ceil_mode=True) if int(pool) > 1 else nn.Identity()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
