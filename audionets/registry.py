@@ -63,14 +63,20 @@ class Registry:
 
 
 def check_kwargs(ctor: Callable[..., Any], kwargs: dict[str, Any], where: str) -> None:
-    """Raise ConfigError naming ``where.key`` for each argument ``ctor`` does not accept."""
-    signature = inspect.signature(ctor)
-    params = signature.parameters
+    """Raise ConfigError naming ``where.key`` for each argument ``ctor`` does not accept.
+
+    The accepted keys are ``ctor``'s keyword parameters, or ``ctor.config_keys`` when it
+    takes ``**settings`` and lists them there (a model built from a config dataclass).
+    """
+    params = inspect.signature(ctor).parameters
+    accepted = [name for name, p in params.items() if name != "self" and p.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = [k for k in kwargs if k not in params]
+        if not hasattr(ctor, "config_keys"):
+            return
+        accepted = list(ctor.config_keys)
+    unknown = [k for k in kwargs if k not in accepted]
     if unknown:
-        accepted = [p for p in params if p not in ("self",)]
         raise ConfigError(
             f"unknown key {where}.{unknown[0]}; {where} accepts: {', '.join(accepted)}"
         )

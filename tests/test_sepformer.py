@@ -1,5 +1,6 @@
 """SepFormer / DPRNN model, chunking, positional encoding, attention and int8 quantization."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,7 +9,9 @@ import torch
 from torch import nn
 
 from audionets.errors import ConfigError
-from audionets.models.sepformer import DPRNN, SepFormer
+from audionets.models import build_model
+from audionets.models.sepformer import (DPRNN, DPRNN_PAPER, SEPFORMER_WSJ0_2MIX, DualPathConfig,
+                                        LSTMPathModel, SepFormer, TransformerPathModel)
 from audionets.nn.attention import MultiHeadSelfAttention
 from audionets.nn.chunking import overlap_add, segment
 from audionets.nn.positional import sinusoidal_encoding
@@ -79,13 +82,85 @@ def test_rebuild_from_config_gives_same_state_dict_names():
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [dict(norm="bn"), dict(block_type="gru"), dict(nhead=3), dict(chunk_size=1),
-     dict(block_type="lstm", lstm_hidden_size=5), dict(num_sources=0), dict(activation="silu")],
+    "bad, python, yaml",
+    [(dict(norm="bn"), "^norm must be", "^model.norm must be"),
+     (dict(block_type="gru"), "^block_type must be", "^model.block_type must be"),
+     (dict(nhead=3), r"^d_model \(16\) must be divisible by nhead \(3\)$",
+      r"^model.d_model \(16\) must be divisible by model.nhead \(3\)$"),
+     (dict(chunk_size=1), "^chunk_size must be", "^model.chunk_size must be"),
+     (dict(block_type="lstm", lstm_hidden_size=5),
+      r"^lstm_hidden_size: 2 x 5 must equal d_model \(16\) unless linear_after_intra_inter",
+      r"^model.lstm_hidden_size: 2 x 5 must equal model.d_model \(16\) unless "
+      r"model.linear_after_intra_inter"),
+     (dict(num_sources=0), "^num_sources must be", "^model.num_sources must be"),
+     (dict(activation="silu"), "^activation must be relu or gelu", "^model.activation must be")],
 )
-def test_bad_config_raises_config_error(bad):
-    with pytest.raises(ConfigError, match=r"model\."):
+def test_bad_arguments_name_the_keyword_and_the_config_key(bad, python, yaml):
+    """A Python user sees the keyword (a ValueError); a YAML user sees the ``model.`` key."""
+    with pytest.raises(ValueError, match=python) as caught:
         SepFormer(**{**TINY, **bad})
+    assert "model." not in str(caught.value)
+    with pytest.raises(ConfigError, match=yaml):
+        build_model({"name": "sepformer", **TINY, **bad})
+
+
+def test_config_dataclass_errors_name_its_fields():
+    with pytest.raises(ValueError, match=r"^d_model \(63\) must be divisible by path_model.nhead"):
+        DualPathConfig(d_model=63)
+    with pytest.raises(ValueError, match="^path_model.hidden_size: 2 x 5 must equal d_model"):
+        DualPathConfig(d_model=16, path_model=LSTMPathModel(hidden_size=5))
+    with pytest.raises(ValueError, match="^activation must be relu or gelu"):
+        TransformerPathModel(activation="silu")
+    with pytest.raises(TypeError, match="'bogus'"):
+        SepFormer(bogus=1)
+    with pytest.raises(ConfigError, match="^unknown key model.bogus; model accepts: num_sources"):
+        build_model({"name": "dprnn", "bogus": 1})
+
+
+def test_config_dataclass_presets_and_keywords_build_the_same_model():
+    torch.manual_seed(0)
+    flat = SepFormer(**TINY_LSTM, num_sources=3)
+    config = DualPathConfig(
+        num_sources=3, encoder_kernel_size=8, encoder_channels=8, d_model=16, chunk_size=10,
+        num_blocks=1, path_model=LSTMPathModel(hidden_size=8), linear_after_intra_inter=True)
+    torch.manual_seed(0)
+    structured = SepFormer(config)
+    assert structured.architecture == flat.architecture == config
+    assert structured.config == flat.config
+    mix = torch.randn(1, 300)
+    with torch.no_grad():
+        torch.testing.assert_close(structured(mix), flat(mix), rtol=0, atol=0)
+    # model.config rebuilds the model; only the keys of its block type are written
+    assert "nhead" not in flat.config and flat.config["lstm_hidden_size"] == 8
+    assert SepFormer(**{k: v for k, v in flat.config.items() if k != "name"}).architecture == config
+    # DPRNN is the dual-path model with the DPRNN_PAPER preset
+    assert DPRNN().architecture == DPRNN_PAPER == SepFormer(DPRNN_PAPER).architecture
+    assert DPRNN(num_sources=3).architecture == dataclasses.replace(DPRNN_PAPER, num_sources=3)
+    assert SepFormer().architecture == SEPFORMER_WSJ0_2MIX
+    # keywords of the other block type are accepted and have no effect (configs saved by 0.1
+    # list every keyword)
+    assert DPRNN(nhead=3, d_ffn=7, intra_layers=5).architecture == DPRNN_PAPER
+    assert SepFormer(lstm_hidden_size=3).architecture == SEPFORMER_WSJ0_2MIX
+
+
+def test_configs_saved_by_the_flat_constructor_give_the_same_model():
+    """A 0.1 config lists all 25 keywords (and a DPRNN's transformer keys); it builds the same
+    weights, the same computation and, from the same seed, the same initialisation."""
+    saved = {"name": "dprnn", "num_sources": 2, "sample_rate": 8000, "encoder_kernel_size": 16,
+             "encoder_stride": None, "encoder_channels": 16, "decoder_kernel_size": None,
+             "decoder_stride": None, "d_model": 16, "chunk_size": 10, "num_blocks": 2,
+             "block_type": "lstm", "intra_layers": 1, "inter_layers": 1, "nhead": 8, "d_ffn": 256,
+             "dropout": 0.0, "activation": "relu", "norm_before": True,
+             "positional_encoding": False, "lstm_hidden_size": 8, "lstm_layers": 2, "norm": "ln",
+             "skip_around_intra": True, "linear_after_intra_inter": True, "checkpointing": False}
+    model = build_model(saved)
+    assert model.architecture == DualPathConfig(
+        encoder_channels=16, d_model=16, chunk_size=10, num_blocks=2,
+        path_model=LSTMPathModel(hidden_size=8, num_layers=2), linear_after_intra_inter=True)
+    lstm = model.masker.blocks[1].inter.lstm
+    assert (lstm.hidden_size, lstm.num_layers, lstm.bidirectional) == (8, 2, True)
+    assert [name for name, _ in model.named_parameters()][:4] == [
+        "encoder.conv.weight", "masker.norm.weight", "masker.norm.bias", "masker.in_proj.weight"]
 
 
 def test_decoder_stride_defaults_to_the_encoders():

@@ -311,8 +311,7 @@ def config_from_hyperparams(params: dict[str, Any], path: Path) -> dict[str, Any
                  f"SBRNNBlock rnn_type={intra['rnn_type']!r} bidirectional={intra['bidirectional']}")
         _require(intra["input_size"] == d_model, path, "SBRNNBlock input_size differs from Dual_Path_Model out_channels")
         config.update(
-            block_type="lstm", intra_layers=1, inter_layers=1,
-            lstm_hidden_size=int(intra["hidden_channels"]), lstm_layers=int(intra["num_layers"]),
+            block_type="lstm", lstm_hidden_size=int(intra["hidden_channels"]), lstm_layers=int(intra["num_layers"]),
             dropout=float(intra["dropout"]),
         )
     return config

@@ -3,6 +3,12 @@
 The model classes are exported here, as ``torchaudio.models`` does::
 
     from audionets.models import SepFormer, ConvAutoencoder
+
+and so are the dual-path separators' config dataclasses and presets (as nanoGPT's ``GPTConfig``
+and torchaudio's ``conv_tasnet_base``)::
+
+    from audionets.models import DPRNN_PAPER, DualPathConfig, SepFormer
+    model = SepFormer(DPRNN_PAPER, num_sources=3)
 """
 
 import torch
@@ -18,7 +24,15 @@ from audionets.models.classifiers import (
 )
 from audionets.models.mlp import MLP, ResidualMLP
 from audionets.models.rnn import MinimalGatedUnit
-from audionets.models.sepformer import DPRNN, SepFormer
+from audionets.models.sepformer import (
+    DPRNN,
+    DPRNN_PAPER,
+    SEPFORMER_WSJ0_2MIX,
+    DualPathConfig,
+    LSTMPathModel,
+    SepFormer,
+    TransformerPathModel,
+)
 from audionets.models.sudormrf import SuDoRMRF
 from audionets.registry import MODELS
 
@@ -26,15 +40,20 @@ __all__ = [
     "AttentionClassifier",
     "ConvAutoencoder",
     "DPRNN",
+    "DPRNN_PAPER",
+    "DualPathConfig",
+    "LSTMPathModel",
     "MLP",
     "MinimalGatedUnit",
     "RecurrentClassifier",
     "ResidualMLP",
+    "SEPFORMER_WSJ0_2MIX",
     "SepFormer",
     "SpectrogramCNN",
     "SuDoRMRF",
     "TimeDomainCNN",
     "TimeFrequencyCNN",
+    "TransformerPathModel",
     "build_model",
 ]
 

@@ -143,7 +143,9 @@ def init_weights(model: nn.Module, config: Config) -> None:
         raise ConfigError(f"{where}: a {meta.task} model cannot initialise a {config.task} run; "
                           "point init_from at a model of the same task")
     load_weights(model, source.state_dict(), where)
-    differing = _differing_arguments(meta.config["model"], config.model)
+    # a model that records its full config (every setting, defaults included) is compared on it
+    differing = (_differing_arguments(source.config, model.config) if hasattr(model, "config")
+                 else _differing_arguments(meta.config["model"], config.model))
     if differing:  # same weight shapes, different computation (e.g. norm_before): allowed
         log.warning("%s: the source model differs from this config in %s", where,
                     ", ".join(differing))
