@@ -3,7 +3,7 @@
 - :mod:`~audionets.serialization.checkpoints`: training checkpoints (atomic save, safe load,
   ``LAST``, RNG state, the best-k files and the one ranking of "best");
 - :mod:`~audionets.serialization.weights`: saved weights into a built model
-  (``load_weights``, ``migrate_state_dict``);
+  (``load_weights``);
 - :mod:`~audionets.serialization.yaml_files`: the YAML of configs and model folders
   (``parse_yaml``, ``check_version``).
 

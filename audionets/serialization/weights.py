@@ -1,4 +1,4 @@
-"""Model weights into a built model: earlier weight names migrated, every misfit one line.
+"""Model weights into a built model, every misfit one line.
 
 Shared by every path that puts saved weights into a model: :mod:`audionets.hub` (checkpoints,
 model folders), a resumed training run and ``init_from``.
@@ -12,22 +12,12 @@ from torch import nn
 from audionets.errors import CheckpointError
 
 
-def migrate_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` passed through ``model.migrate_state_dict`` when the model has one."""
-    migrate = getattr(model, "migrate_state_dict", None)
-    return migrate(state) if migrate is not None else state
-
-
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """``model.load_state_dict(state)`` with a one-line CheckpointError naming the first bad key.
-
-    A model with a ``migrate_state_dict`` method first renames the weights of earlier versions.
-    """
+    """``model.load_state_dict(state)`` with a one-line CheckpointError naming the first bad key."""
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise CheckpointError(f"{where}: the weights are not a mapping of names to tensors; "
                               "pass weights that audionets wrote")
-    state = migrate_state_dict(model, state)
     expected = model.state_dict()
     for key, value in expected.items():
         if key not in state:
