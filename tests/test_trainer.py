@@ -491,10 +491,10 @@ def test_initial_weights_depend_on_the_seed_only(tmp_path):
     from audionets.training.loading import seed_everything
     from audionets.training.trainer import build_model
 
-    config = make_config(tmp_path)
-    built = Trainer(config).model.state_dict()
-    seed_everything(config.seed)
-    expected = build_model(config).state_dict()
+    trainer = Trainer(make_config(tmp_path))
+    built = trainer.model.state_dict()
+    seed_everything(trainer.config.seed)
+    expected = build_model(trainer.config).state_dict()  # the config resolved by the trainer
     assert all(torch.equal(built[k], expected[k]) for k in expected)
 
 

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     model, meta = hub.load_model(args.model, device=device)
     _refuse_inputs(paths, eval_inputs(args.data, args.overrides, meta.source))
     prepack_linear_layers(model)  # as Separator.from_pretrained: on CPU, faster linear layers
-    dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.sample_rate)
+    dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.config)
     result = evaluate(model, meta.task, dataset, device=device, labels=meta.labels,
                       limit=args.limit, sdr=not args.no_sdr, progress=sys.stderr.isatty())
     print(f"{meta.task} model {meta.source} on {args.data} "

@@ -203,24 +203,19 @@ def eval_data_section(spec: str, overrides: list[str]) -> dict[str, Any]:
     return data
 
 
-def build_eval_dataset(spec: str, overrides: list[str], split: str, sample_rate: int) -> Any:
-    """The ``split`` of the data ``spec`` names (see :func:`eval_data_section`); ``sample_rate``
-    is the model's rate."""
-    from audionets.errors import ConfigError
+def build_eval_dataset(spec: str, overrides: list[str], split: str,
+                       model_config: dict[str, Any]) -> Any:
+    """The ``split`` of the data ``spec`` names (see :func:`eval_data_section`), for the model
+    of ``model_config`` (a loaded model's config: ``task``, ``sample_rate``, ``model``): the
+    data section is resolved with the model as for training, so the data comes at its rate."""
     from audionets.registry import DATASETS
-    from audionets.training.config import split_data_kwargs
-    from audionets.training.trainer import _accepts
+    from audionets.training.config import Config
+    from audionets.training.resolve import resolve_config
 
     data = eval_data_section(spec, overrides)
-    kwargs = split_data_kwargs(data, split)
-    ctor = DATASETS.get(data["name"])
-    if kwargs.get("sample_rate") not in (None, sample_rate):
-        raise ConfigError(f"data.sample_rate: {kwargs['sample_rate']} differs from the model's "
-                          f"{sample_rate} Hz; drop data.sample_rate to evaluate at the "
-                          "model's rate")
-    if _accepts(ctor, "sample_rate"):
-        kwargs["sample_rate"] = sample_rate
-    return DATASETS.build(data["name"], _where="data", split=split, **kwargs)
+    config = resolve_config(Config(task=model_config["task"], model=dict(model_config["model"]),
+                                   data=data, sample_rate=model_config["sample_rate"]))
+    return DATASETS.build(data["name"], _where="data", split=split, **config.data_kwargs(split))
 
 
 def eval_inputs(spec: str, overrides: list[str], model_source: str) -> list[Path]:

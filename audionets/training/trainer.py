@@ -46,6 +46,7 @@ from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerCo
 from audionets.training.loading import SplitLoaders, iterate, rng_kept, seed_everything, to_device
 from audionets.training.metric_sums import MetricSums
 from audionets.training.metrics_log import MetricsLogger
+from audionets.training.resolve import resolve_config
 from audionets.training.state import (
     Checkpoint,
     Trainables,
@@ -80,40 +81,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if device.type != "cuda":
         return "fp32"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def _accepts(ctor: Any, key: str) -> bool:
-    params = inspect.signature(ctor).parameters
-    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def resolve_components(config: Config) -> None:
-    """Fill in model/data keys implied by the rest of the config, in place.
-
-    ``sample_rate`` (top level, else ``data.sample_rate``, else ``model.sample_rate``) is
-    passed to the model and the dataset when their constructors take it; ``num_sources`` (or
-    ``num_speakers``) of the data goes to a model that takes ``num_sources``. Conflicting
-    explicit values raise ConfigError.
-    """
-    load_registries()
-    model_ctor = MODELS.get(config.model["name"])
-    data_ctor = DATASETS.get(config.data["name"])
-    rate = config.sample_rate or config.data.get("sample_rate") or config.model.get("sample_rate")
-    if rate is None:
-        raise ConfigError("sample_rate: missing; set sample_rate=8000 (or the rate of your data)")
-    config.sample_rate = int(rate)
-    for section, ctor in (("model", model_ctor), ("data", data_ctor)):
-        values = getattr(config, section)
-        if values.get("sample_rate") not in (None, config.sample_rate):
-            raise ConfigError(f"{section}.sample_rate: {values['sample_rate']} differs from "
-                              f"sample_rate {config.sample_rate}; set only the top-level "
-                              "sample_rate")
-        if _accepts(ctor, "sample_rate"):
-            values["sample_rate"] = config.sample_rate
-    sources = config.data.get("num_sources", config.data.get("num_speakers"))
-    if (sources is not None and "num_sources" not in config.model
-            and _accepts(model_ctor, "num_sources")):
-        config.model["num_sources"] = sources
 
 
 def build_dataset(config: Config, split: str) -> Dataset:
@@ -294,13 +261,14 @@ class Trainer:
         self._check_experiment_dir()
 
         seed_everything(config.seed)
-        resolve_components(config)
+        load_registries()
+        self.config = config = resolve_config(config)
         # the test split too, so that a gap in its files fails now, not after the training
         splits = SPLITS if config.trainer.test else SPLITS[:2]
         self.datasets = {split: build_dataset(config, split) for split in splits}
         with rng_kept():  # reading an item must not move the seed of the weights
             check_items(config.task, self.datasets["train"], f"data.name={config.data['name']}")
-        self._resolve_labels()
+        self.config = config = resolve_config(config, self._data_labels())
         self.loaders = SplitLoaders(self.datasets, config, self.dist, self.device)
         self.model = build_model(config).to(self.device)
         if config.init_from is not None and not resume:
@@ -342,21 +310,15 @@ class Trainer:
             raise OutputError(f"{self.exp_dir}: already holds a trained run; pass --resume to "
                               "continue it or set experiment_dir= to a new folder")
 
-    def _resolve_labels(self) -> None:
+    def _data_labels(self) -> list[str] | None:
+        """The class names of the train split (classification); None for other tasks."""
         if self.config.task != "classification":
-            return
+            return None
         labels = getattr(self.datasets["train"], "labels", None)
         if labels is None:
             raise ConfigError(f"data.name: dataset {self.config.data['name']!r} has no .labels; "
                               "a classification dataset must list its class names")
-        self.config.labels = [str(label) for label in labels]
-        model_ctor = MODELS.get(self.config.model["name"])
-        given = self.config.model.get("num_classes")
-        if given is None and _accepts(model_ctor, "num_classes"):
-            self.config.model["num_classes"] = len(labels)
-        elif given is not None and given != len(labels):
-            raise ConfigError(f"model.num_classes: {given} but the dataset has {len(labels)} "
-                              "classes; drop model.num_classes to take it from the data")
+        return list(labels)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
