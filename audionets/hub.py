@@ -31,6 +31,7 @@ from audionets.errors import AudionetsError, CheckpointError, OutputError, first
 from audionets.serialization.checkpoints import LAST, find_best_checkpoint, load_checkpoint
 from audionets.serialization.weights import load_weights
 from audionets.serialization.yaml_files import check_version, parse_yaml
+from audionets.tasks import TASKS
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 WEIGHTS = "model.safetensors"
@@ -44,7 +45,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 class ModelMeta:
     """What a loaded model is for.
 
-    ``task``: classification | separation | reconstruction; ``sample_rate`` in Hz; ``labels``:
+    ``task``: a name in :data:`audionets.registry.TASKS`; ``sample_rate`` in Hz; ``labels``:
     class names (classifiers) or None; ``config``: the config dict (at least ``task``,
     ``sample_rate``, ``model``); ``source``: where it was loaded from.
     """
@@ -89,6 +90,9 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
                               "and model")
     if not isinstance(config["model"], dict) or "name" not in config["model"]:
         raise CheckpointError(f"{where}: config 'model' must be a mapping with a 'name'")
+    if config["task"] not in TASKS:
+        raise CheckpointError(f"{where}: task {config['task']!r} is not one of: "
+                              f"{', '.join(TASKS)}; fix config.yaml")
     rate = config["sample_rate"]
     if (isinstance(rate, bool) or not isinstance(rate, int)
             or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):

@@ -228,17 +228,24 @@ def reorder(estimates: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return estimates.gather(1, index)
 
 
+def pit_align(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``estimates [B, S, T]`` reordered to line up with ``targets [B, S, T]`` by the permutation
+    of best SI-SNR (chosen from :func:`pairwise_neg_si_snr` without gradient; the reordering
+    keeps the gradient of the estimates)."""
+    with torch.no_grad():
+        _, perm = pit_from_matrix(pairwise_neg_si_snr(estimates, targets))
+    return reorder(estimates, perm)
+
+
 def pit_si_snr_loss(estimates: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean negative SI-SNR over sources under the best permutation: ``[B, S, T] x2 -> [B]``.
 
-    The permutation is chosen from :func:`pairwise_neg_si_snr` (computed without gradient);
-    the loss of the chosen pairs is then recomputed exactly with :func:`si_snr`, so values and
-    gradients equal SpeechBrain's ``get_si_snr_with_pitwrapper`` (which is exhaustive for
-    every ``S``; here ``S > 4`` uses the Hungarian method, which finds the same optimum).
+    The permutation is chosen by :func:`pit_align`; the loss of the chosen pairs is then
+    recomputed exactly with :func:`si_snr`, so values and gradients equal SpeechBrain's
+    ``get_si_snr_with_pitwrapper`` (which is exhaustive for every ``S``; here ``S > 4`` uses
+    the Hungarian method, which finds the same optimum).
     """
-    with torch.no_grad():
-        _, perm = pit_from_matrix(pairwise_neg_si_snr(estimates, targets))
-    return -si_snr(reorder(estimates, perm), targets).mean(dim=-1)
+    return -si_snr(pit_align(estimates, targets), targets).mean(dim=-1)
 
 
 def thresholded_mean(loss: torch.Tensor, threshold: float | None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Name -> class registries, so that configs can name models, front-ends and datasets.
+"""Name -> class registries, so that configs can name models, front-ends, datasets and tasks.
 
 A config names a component and its keyword arguments::
 
@@ -11,7 +11,7 @@ arguments with a :class:`~audionets.errors.ConfigError` that says which key is w
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from audionets.errors import ConfigError
 
@@ -61,6 +61,10 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
+    def __iter__(self) -> Iterator[str]:
+        """The registered names, sorted (so a registry lists its choices)."""
+        return iter(self.names())
+
 
 def check_kwargs(ctor: Callable[..., Any], kwargs: dict[str, Any], where: str) -> None:
     """Raise ConfigError naming ``where.key`` for each argument ``ctor`` does not accept.
@@ -85,3 +89,5 @@ def check_kwargs(ctor: Callable[..., Any], kwargs: dict[str, Any], where: str) -
 MODELS = Registry("model")
 FRONTENDS = Registry("frontend")
 DATASETS = Registry("dataset")
+#: filled by importing :mod:`audionets.tasks`
+TASKS = Registry("task")

@@ -17,14 +17,9 @@ from torch import nn
 from audionets.errors import CheckpointError, ConfigError, OutputError
 from audionets.registry import DATASETS, MODELS
 from audionets.serialization.checkpoints import load_checkpoint
+from audionets.tasks import ClassificationTask, ReconstructionTask, SeparationTask, build_task
 from audionets.training.config import config_from_dict, load_config
 from audionets.training.metrics_log import read_metrics
-from audionets.training.tasks import (
-    ClassificationTask,
-    ReconstructionTask,
-    SeparationTask,
-    build_task,
-)
 from audionets.training.trainer import Trainer, _cosine_factor, train
 
 SAMPLES = 64

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from audionets.errors import AudioError, CheckpointError
+from audionets.tasks import TASKS
 
 
 def check_batch(wav: torch.Tensor, what: str) -> torch.Tensor:
@@ -44,8 +45,8 @@ def load_checked(source, device: str, task: str):
     else:
         model, meta = hub.load_model(path, device=device)
     if meta.task != task:
-        use = {"separation": "Separator", "classification": "Classifier"}.get(meta.task)
-        hint = f"; load it with audionets.{use}" if use else ""
+        runner = TASKS.get(meta.task).runner
+        hint = f"; load it with audionets.{runner}" if runner else ""
         raise CheckpointError(f"{source}: is a {meta.task} model, not a {task} model{hint}")
     return model, meta
 

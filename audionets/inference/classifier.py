@@ -27,6 +27,7 @@ from audionets.inference._common import (
     is_exported_model,
     load_checked,
 )
+from audionets.tasks import ClassificationTask
 from audionets.utils import progress_bar, resolve_device
 
 #: Shipped model used when no model is named.
@@ -98,7 +99,7 @@ class Classifier:
         from audionets.nn.prepack import prepack_linear_layers
 
         device = resolve_device(device)  # "auto", or a one-line error before any loading
-        model, meta = load_checked(source, device=device, task="classification")
+        model, meta = load_checked(source, device=device, task=ClassificationTask.name)
         if not is_exported_model(model):  # not an exported model (it runs as exported)
             model = prepack_linear_layers(model)  # leaves layers on another device as they are
         if not meta.labels:

@@ -31,6 +31,7 @@ from audionets.inference._common import (
     is_exported_model,
     load_checked,
 )
+from audionets.tasks import SeparationTask
 from audionets.utils import prepare_out_dir, progress_bar, resolve_device
 
 #: Shipped model used when no model is named.
@@ -103,7 +104,8 @@ class Separator:
         device = resolve_device(device)  # "auto", or a one-line error before any loading
         if quantize and device.type != "cpu":
             raise ConfigError("int8 quantization runs on CPU only; use device cpu")
-        model, meta = load_checked(source, device="cpu" if quantize else device, task="separation")
+        model, meta = load_checked(source, device="cpu" if quantize else device,
+                                   task=SeparationTask.name)
         if is_exported_model(model):  # an exported model runs as it was exported
             if quantize:
                 raise ConfigError(f"{source}: is an exported model; int8 applies to PyTorch "

@@ -32,9 +32,9 @@ import yaml
 from audionets._version import __version__
 from audionets.errors import ConfigError, check_choice
 from audionets.serialization.yaml_files import check_version, parse_yaml
+from audionets.tasks import TASKS
 from audionets.utils import read_text
 
-TASKS = ("classification", "separation", "reconstruction")
 SPLITS = ("train", "valid", "test")
 FREE_FORM = ("model", "data", "loss")
 

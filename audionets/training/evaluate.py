@@ -1,7 +1,8 @@
 """Per-file evaluation of a trained model on a dataset split (``audionets evaluate``).
 
 :func:`evaluate` runs the model on every item (batch size 1, full length) and returns one row
-per file plus a summary (mean, median, std, count of each metric):
+per file plus a summary (mean, median, std, count of each metric). The task of the model
+(:mod:`audionets.tasks`) scores each item with the metrics it trains with, and adds:
 
 - classification: ``label``, ``prediction``, ``correct``; summary accuracy and a confusion
   matrix (rows: true class, columns: predicted class);
@@ -19,9 +20,7 @@ import csv
 import io
 import json
 import logging
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,90 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from audionets.tasks import EvalResult, build_task
 from audionets.utils import atomic_write, progress_bar
-
-#: a reference whose RMS is below this (about -100 dBFS) counts as silent
-SILENCE_RMS = 1e-5
-METRICS = {
-    "classification": ("correct",),
-    "separation": ("si_snr", "si_snri", "sdr", "sdri"),
-    "reconstruction": ("snr",),
-}
-
-
-@dataclass
-class EvalResult:
-    """Rows (one dict per file), the summary, and for classifiers the confusion matrix."""
-
-    task: str
-    rows: list[dict[str, Any]]
-    summary: dict[str, Any]
-    labels: list[str] | None = None
-    confusion: np.ndarray | None = None
-    notes: dict[str, int] = field(default_factory=dict)
-
 
 log = logging.getLogger("audionets.evaluate")
 LOG_INTERVAL_S = 60.0
-SDR_FILTER = 512  # BSS Eval's distortion filter length (mir_eval's default)
-
-
-def _finite(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """Replace non-finite metric values by None with a note (never NaN in a summary)."""
-    bad = [n for n in names if row.get(n) is not None and not math.isfinite(row[n])]
-    for name in bad:
-        row[name] = None
-    if bad:
-        note = "non-finite " + ", ".join(bad)
-        row["note"] = f"{row['note']}; {note}" if row.get("note") else note
-    return row
-
-
-def _silent(reference: torch.Tensor) -> bool:
-    """True when any channel/source of ``reference [..., T]`` is silent."""
-    rms = reference.double().pow(2).mean(dim=-1).sqrt()
-    return bool((rms < SILENCE_RMS).any())
-
-
-@torch.no_grad()
-def evaluate_item(model: nn.Module, task: str, item: dict[str, Any], device: torch.device,
-                  sdr: bool = True) -> dict[str, Any]:
-    """Metrics of one dataset item (see the module docstring); ``note`` explains gaps."""
-    from audionets import metrics as M
-
-    row: dict[str, Any] = {"id": str(item.get("id", ""))}
-    if task == "classification":
-        logits = model(item["wav"].to(device)[None].float())[0]
-        label, prediction = int(item["label"]), int(logits.argmax())
-        row.update(label=label, prediction=prediction, correct=float(label == prediction))
-        return row
-    if task == "reconstruction":
-        wav = item["wav"].to(device).float()
-        if _silent(wav):
-            return {**row, "snr": None, "note": "reference is silent"}
-        output = model(wav[None])[0]
-        return _finite({**row, "snr": float(M.snr(output, wav))}, METRICS[task])
-    mix = item["mix"].to(device).float()
-    sources = item["sources"].to(device).float()  # [S, T]
-    if _silent(sources):
-        return {**row, **{k: None for k in METRICS["separation"]}, "note": "reference is silent"}
-    estimates = model(mix[None])  # [1, S, T]
-    if estimates.shape[1:] != sources.shape:
-        from audionets.errors import ConfigError
-
-        raise ConfigError(f"model output {tuple(estimates.shape[1:])} does not match the "
-                          f"references {tuple(sources.shape)} of item {row['id']}; the model "
-                          "separates a different number of sources than the data has")
-    _, perm = M.pit(M.pairwise_neg_si_snr, estimates, sources[None])
-    ordered = M.reorder(estimates, perm)[0]  # [S, T], lined up with the references
-    row["si_snr"] = float(M.si_snr(ordered, sources).mean())
-    row["si_snri"] = float(M.si_snr_improvement(ordered, sources, mix).mean())
-    if sdr and sources.shape[-1] > SDR_FILTER:
-        row["sdr"] = float(M.sdr(ordered, sources, SDR_FILTER).mean())
-        row["sdri"] = float(M.sdr_improvement(ordered, sources, mix, SDR_FILTER).mean())
-    elif sdr:
-        row.update(sdr=None, sdri=None, note=f"too short for SDR (<= {SDR_FILTER} samples)")
-    return _finite(row, METRICS[task])
 
 
 def summarize(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -132,46 +52,28 @@ def evaluate(model: nn.Module, task: str, dataset: Any, device: str | torch.devi
              labels: list[str] | None = None, limit: int | None = None, sdr: bool = True,
              progress: bool = False) -> EvalResult:
     """Evaluate ``model`` on every item of ``dataset`` (the first ``limit`` ones if given)."""
-    from audionets.training.tasks import check_items
-
-    check_items(task, dataset, f"dataset {type(dataset).__name__}")
+    scorer = build_task(task)
+    scorer.check_items(dataset, f"dataset {type(dataset).__name__}")
+    scorer.check_labels(labels, dataset)
     device = torch.device(device)
-    data_labels = getattr(dataset, "labels", None)
-    if task == "classification" and labels and data_labels and list(data_labels) != list(labels):
-        from audionets.errors import ConfigError
-
-        raise ConfigError(f"data: the dataset's {len(data_labels)} classes differ from the "
-                          f"model's {len(labels)} ({', '.join(labels[:5])}...); evaluate on "
-                          "the data the model was trained for")
     model = model.to(device).eval()
     count = len(dataset) if limit is None else min(limit, len(dataset))
     bar = progress_bar(count, "evaluate", progress, unit="file")
     rows, last_log = [], time.monotonic()
     for index in range(count):
-        rows.append(evaluate_item(model, task, dataset[index], device, sdr=sdr))
+        rows.append(scorer.evaluate_item(model, dataset[index], device, sdr=sdr))
         bar.update(1)
         if not progress and time.monotonic() - last_log > LOG_INTERVAL_S:
             last_log = time.monotonic()  # no terminal (a batch job): a line now and then
             log.info("evaluate: %d/%d files", index + 1, count)
     bar.close()
-    names = tuple(n for n in METRICS[task] if sdr or not n.startswith("sdr"))
-    summary: dict[str, Any] = summarize(rows, names)
+    summary: dict[str, Any] = summarize(rows, scorer.evaluation_metrics(sdr))
     notes: dict[str, int] = {}
     for row in rows:
         if row.get("note"):
             notes[row["note"]] = notes.get(row["note"], 0) + 1
     result = EvalResult(task, rows, summary, labels, notes=notes)
-    if task == "classification":
-        classes = len(labels) if labels else 1 + max(
-            [max(r["label"], r["prediction"]) for r in rows], default=0)
-        matrix = np.zeros((classes, classes), dtype=np.int64)
-        for row in rows:
-            matrix[row["label"], row["prediction"]] += 1
-        result.confusion = matrix
-        summary["accuracy"] = summary.pop("correct")
-        if labels:
-            for row in rows:
-                row["label"], row["prediction"] = labels[row["label"]], labels[row["prediction"]]
+    scorer.finish(result)
     if notes:
         summary["notes"] = notes
     return result

@@ -37,10 +37,12 @@ from audionets.registry import DATASETS, MODELS
 from audionets.serialization.checkpoints import (
     LAST,
     BestCheckpoints,
+    default_monitor_mode,
     load_checkpoint,
     save_checkpoint,
 )
 from audionets.serialization.weights import load_weights
+from audionets.tasks import Task, build_task
 from audionets.training import distributed
 from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerConfig, save_config
 from audionets.training.loading import SplitLoaders, iterate, rng_kept, seed_everything, to_device
@@ -54,7 +56,6 @@ from audionets.training.state import (
     checkpoint_dict,
     read_checkpoint,
 )
-from audionets.training.tasks import Task, build_task, check_items
 from audionets.utils import atomic_write, check_out_dir, folder_lock, resolve_device
 
 log = logging.getLogger("audionets.train")
@@ -138,7 +139,7 @@ def resolve_monitor(config: Config, task: Task) -> tuple[str, str]:
     if monitor not in valid:
         raise ConfigError(f"trainer.monitor: {monitor!r} is not a metric of the {task.name} task; "
                           f"choose one of: {', '.join(valid)}")
-    mode = config.trainer.monitor_mode or ("max" if task.higher_is_better(monitor) else "min")
+    mode = config.trainer.monitor_mode or default_monitor_mode(monitor)
     return monitor, mode
 
 
@@ -266,9 +267,11 @@ class Trainer:
         # the test split too, so that a gap in its files fails now, not after the training
         splits = SPLITS if config.trainer.test else SPLITS[:2]
         self.datasets = {split: build_dataset(config, split) for split in splits}
+        where = f"data.name={config.data['name']}"
         with rng_kept():  # reading an item must not move the seed of the weights
-            check_items(config.task, self.datasets["train"], f"data.name={config.data['name']}")
-        self.config = config = resolve_config(config, self._data_labels())
+            self.task.check_items(self.datasets["train"], where)
+        labels = self.task.dataset_labels(self.datasets["train"], where)
+        self.config = config = resolve_config(config, labels)
         self.loaders = SplitLoaders(self.datasets, config, self.dist, self.device)
         self.model = build_model(config).to(self.device)
         if config.init_from is not None and not resume:
@@ -309,16 +312,6 @@ class Trainer:
         if not self.resume and last.is_file():
             raise OutputError(f"{self.exp_dir}: already holds a trained run; pass --resume to "
                               "continue it or set experiment_dir= to a new folder")
-
-    def _data_labels(self) -> list[str] | None:
-        """The class names of the train split (classification); None for other tasks."""
-        if self.config.task != "classification":
-            return None
-        labels = getattr(self.datasets["train"], "labels", None)
-        if labels is None:
-            raise ConfigError(f"data.name: dataset {self.config.data['name']!r} has no .labels; "
-                              "a classification dataset must list its class names")
-        return list(labels)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
