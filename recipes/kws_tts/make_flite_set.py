@@ -20,7 +20,6 @@ Needs the ``flite`` program (``apt-get install flite``); the same command writes
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from audionets.data.kws_tts import WORDS
+from audionets.data.manifest import write_csv
 
 HELD_OUT_VOICES = ("awb", "rms")
 SEEN_SPEAKER_VOICES = ("kal16", "kal", "slt")
@@ -66,10 +66,7 @@ def write_flite_set(root: Path, voices: tuple[str, ...] = HELD_OUT_VOICES + SEEN
             rows.append({"id": name, "path": f"test/{word}/{name}.wav",
                          "label": labels.index(word), "category": word, "voice": voice,
                          "held_out_speaker": voice in HELD_OUT_VOICES})
-    with open(root / "test.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(root / "test.csv", list(rows[0]), [list(row.values()) for row in rows])
     (root / "labels.txt").write_text("\n".join(labels) + "\n")
     return len(rows)
 

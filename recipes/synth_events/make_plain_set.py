@@ -16,7 +16,6 @@ the level is set here (peak normalisation, 16-bit), so the same command writes t
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from audionets.data.events import EVENT_CLASSES
+from audionets.data.manifest import write_csv
 
 LEVELS_DBFS = (-45.0, -30.0, -15.0, 0.0)
 LENGTHS_S = (0.2, 1.0, 3.0, 10.0)
@@ -78,10 +78,7 @@ def write_plain_set(root: Path, levels: tuple[float, ...] = LEVELS_DBFS,
             rows.append({"id": name, "path": f"test/{category}/{name}.wav",
                          "label": EVENT_CLASSES.index(category), "category": category,
                          "duration": seconds})
-    with open(root / "test.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(root / "test.csv", list(rows[0]), [list(row.values()) for row in rows])
     (root / "labels.txt").write_text("\n".join(EVENT_CLASSES) + "\n")
     return len(rows)
 
