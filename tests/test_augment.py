@@ -295,6 +295,18 @@ def test_synth_events_variety_prob_squares_in_phase_and_slow_or_linear_sweeps():
         spec = np.abs(np.fft.rfft(varied[i]["wav"].double().numpy()))
         f0 = int(np.argmax(spec))
         assert spec[2 * f0 - 3:2 * f0 + 4].max() < 0.05 * spec[f0]
+    # some written at 8 / 11.025 kHz and read at 16 kHz: nothing above the low Nyquist, and
+    # folded partials between the odd harmonics (bins are 1 Hz: the clips are 1 s)
+    low_rate = []
+    for i in squares:
+        spec = np.abs(np.fft.rfft(varied[i]["wav"].double().numpy())) ** 2
+        if spec[5600:].sum() < 1e-4 * spec.sum():
+            f0 = int(np.argmax(spec))
+            harmonic = np.zeros(len(spec), bool)
+            for k in range(1, len(spec) // f0 + 1, 2):
+                harmonic[max(k * f0 - 3, 0):k * f0 + 4] = True
+            low_rate.append(spec[~harmonic].sum() / spec.sum())
+    assert low_rate and max(low_rate) > 0.01
     # sweeps keep their direction, and some span less than the plain definition's 1 octave
     spans = []
     for name, sign in (("chirp_up", 1), ("chirp_down", -1)):

@@ -129,14 +129,25 @@ def _square(t, sr, rng):
 
 def _square_wave(t, sr, rng):
     """A square wave as synthesisers write it: odd harmonics in phase (a peak-to-RMS ratio
-    near 1, where :func:`_square`'s random phases give 2-3), half of them the naive
-    ``sign(sin)`` with the aliasing that brings, half band-limited."""
+    near 1, where :func:`_square`'s random phases give 2-3). A third band-limited, a third the
+    naive ``sign(sin)`` with the aliasing that brings, and a third that naive wave written at a
+    low rate (8 or 11.025 kHz, as ``sox`` writes a file at that rate) and read at ``sr``: its
+    partials above the low Nyquist fold back below it, in between the odd harmonics."""
     f0 = _carrier(rng, sr, 100.0, 800.0)
-    phase = 2 * np.pi * f0 * t + rng.uniform(0, 2 * np.pi)
-    if rng.uniform() < 0.5:
-        return np.sign(np.sin(phase))
-    ks = np.arange(1, int(0.45 * sr / f0) + 1, 2, dtype=float)
-    return np.sum([np.sin(k * phase) / k for k in ks], axis=0)
+    phase0 = rng.uniform(0, 2 * np.pi)
+    kind = rng.integers(3)
+    if kind == 0:
+        ks = np.arange(1, int(0.45 * sr / f0) + 1, 2, dtype=float)
+        phase = 2 * np.pi * f0 * t + phase0
+        return np.sum([np.sin(k * phase) / k for k in ks], axis=0)
+    low = int(rng.choice([8000, 11025]))
+    if kind == 1 or low >= sr:
+        return np.sign(np.sin(2 * np.pi * f0 * t + phase0))
+    import torchaudio.functional as AF
+
+    t_low = np.arange(int(np.ceil(len(t) * low / sr)) + 1) / low
+    written = torch.from_numpy(np.sign(np.sin(2 * np.pi * f0 * t_low + phase0)))
+    return AF.resample(written, low, sr).numpy()[: len(t)]
 
 
 def _sweep(t, sr, rng, up: bool):
@@ -207,8 +218,8 @@ class SynthEvents(torch.utils.data.Dataset):
             a window of a sound longer than the clip (a steady noise or tone in a long file).
             Noise colour is then seen without a stretch of background to compare it with.
         variety_prob: the fraction of ``square``, ``chirp_up`` and ``chirp_down`` events drawn
-            from wider definitions: square waves with their harmonics in phase (naive or
-            band-limited, as synthesisers make them) and sweeps over 0.2-3 octaves,
+            from wider definitions: square waves with their harmonics in phase (band-limited,
+            naive, or naive and written at a low rate, as synthesisers make them) and sweeps over 0.2-3 octaves,
             exponential or linear (slow glides as well as fast chirps).
         level_db: (low, high) RMS level of the event in dBFS.
         duration_range: (low, high) seconds when ``segment_seconds`` is None.
