@@ -129,25 +129,18 @@ def _square(t, sr, rng):
 
 def _square_wave(t, sr, rng):
     """A square wave as synthesisers write it: odd harmonics in phase (a peak-to-RMS ratio
-    near 1, where :func:`_square`'s random phases give 2-3). A third band-limited, a third the
-    naive ``sign(sin)`` with the aliasing that brings, and a third that naive wave written at a
-    low rate (8 or 11.025 kHz, as ``sox`` writes a file at that rate) and read at ``sr``: its
-    partials above the low Nyquist fold back below it, in between the odd harmonics."""
+    near 1, where :func:`_square`'s random phases give 2-3). A third the naive ``sign(sin)``
+    with the aliasing that brings, the others band-limited: half of those to ``sr``'s Nyquist,
+    half to that of 8 or 11.025 kHz (``sox`` writes a square at such a rate band-limited,
+    and the file, read at ``sr``, has nothing above the low rate's Nyquist)."""
     f0 = _carrier(rng, sr, 100.0, 800.0)
-    phase0 = rng.uniform(0, 2 * np.pi)
+    phase = 2 * np.pi * f0 * t + rng.uniform(0, 2 * np.pi)
     kind = rng.integers(3)
     if kind == 0:
-        ks = np.arange(1, int(0.45 * sr / f0) + 1, 2, dtype=float)
-        phase = 2 * np.pi * f0 * t + phase0
-        return np.sum([np.sin(k * phase) / k for k in ks], axis=0)
-    low = int(rng.choice([8000, 11025]))
-    if kind == 1 or low >= sr:
-        return np.sign(np.sin(2 * np.pi * f0 * t + phase0))
-    import torchaudio.functional as AF
-
-    t_low = np.arange(int(np.ceil(len(t) * low / sr)) + 1) / low
-    written = torch.from_numpy(np.sign(np.sin(2 * np.pi * f0 * t_low + phase0)))
-    return AF.resample(written, low, sr).numpy()[: len(t)]
+        return np.sign(np.sin(phase))
+    top = 0.45 * sr if kind == 1 else min(0.5 * float(rng.choice([8000, 11025])), 0.45 * sr)
+    ks = np.arange(1, int(top / f0) + 1, 2, dtype=float)
+    return np.sum([np.sin(k * phase) / k for k in ks], axis=0)
 
 
 def _sweep(t, sr, rng, up: bool):
@@ -218,8 +211,8 @@ class SynthEvents(torch.utils.data.Dataset):
             a window of a sound longer than the clip (a steady noise or tone in a long file).
             Noise colour is then seen without a stretch of background to compare it with.
         variety_prob: the fraction of ``square``, ``chirp_up`` and ``chirp_down`` events drawn
-            from wider definitions: square waves with their harmonics in phase (band-limited,
-            naive, or naive and written at a low rate, as synthesisers make them) and sweeps over 0.2-3 octaves,
+            from wider definitions: square waves with their harmonics in phase (naive, or
+            band-limited to the clip's or to a lower rate's Nyquist, as synthesisers make them) and sweeps over 0.2-3 octaves,
             exponential or linear (slow glides as well as fast chirps).
         level_db: (low, high) RMS level of the event in dBFS.
         duration_range: (low, high) seconds when ``segment_seconds`` is None.
