@@ -42,3 +42,21 @@ def test_shipped_classifier_recognises_unseen_events():
     am_wav = torch.stack([more[i]["wav"] for i in range(len(test), len(more))
                           if i % 13 == am_tone])  # 30 clips the first check did not use
     assert (classifier.classify_batch(am_wav).argmax(-1) == am_tone).float().mean() > 0.75
+
+
+def test_shipped_classifier_names_plain_signals():
+    # what a user tries first (issue 14): the version before called a full-scale sine `impact`
+    # and white noise `brown_noise`; these are made here, not by synth_events
+    classifier = Classifier.from_pretrained("cnn-synth-events")
+    rate = classifier.sample_rate
+    t = torch.arange(rate) / rate
+    generator = torch.Generator().manual_seed(0)
+    plain = {
+        "tone": [torch.sin(2 * torch.pi * f * t) * peak for f, peak in ((440, 1.0), (1000, 0.01))],
+        "white_noise": [torch.randn(rate, generator=generator).clamp(-3, 3) / 3 * peak
+                        for peak in (1.0, 0.05)],
+        "square": [torch.sign(torch.sin(2 * torch.pi * 300 * t)) * 0.5],
+    }
+    for name, clips in plain.items():
+        predicted = classifier.classify_batch(torch.stack(clips)).argmax(-1)
+        assert [classifier.labels[i] for i in predicted] == [name] * len(clips)
