@@ -158,6 +158,37 @@ def test_every_family_exports_for_any_length(exported, case, fmt):
         torch.testing.assert_close(classifier.classify_batch(wav), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("norm", ["sepformer", "sudormrf"])
+def test_exported_global_norms_stay_exact_on_long_inputs(norm, tmp_path):
+    """onnxruntime sums a reduction in one float32 pass: a global norm over the 256 x 20000
+    frames of 40 s exported as one reduction (GroupNorm -> InstanceNormalization) was 1e-3 of
+    the output's peak off in SuDoRM-RF-lite; the exported norms reduce one axis at a time."""
+    import onnxruntime as ort
+
+    from audionets.models.sepformer import GlobalNorm
+    from audionets.models.sudormrf import GlobalLayerNorm
+
+    torch.manual_seed(0)
+    module = (GlobalNorm(256) if norm == "sepformer" else GlobalLayerNorm(256)).eval()
+    with torch.no_grad():  # a trained norm's affine map, and activations far from zero mean
+        for p in module.parameters():
+            p.uniform_(0.5, 1.5)
+    x = torch.randn(1, 256, 20000) * 0.5 + 3.0
+    if norm == "sepformer":
+        x = x.transpose(1, 2).contiguous()  # channels-last
+    path = tmp_path / "norm.onnx"
+    length = torch.export.Dim("length", min=2)
+    torch.onnx.export(module, (x[:, :, :100] if norm == "sudormrf" else x[:, :100],), path,
+                      dynamo=True, input_names=["x"], output_names=["y"],
+                      dynamic_shapes=({2 if norm == "sudormrf" else 1: length},))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (exported,) = session.run(["y"], {"x": x.numpy()})
+    with torch.no_grad():
+        reference = module.double()(x.double()).numpy()
+    peak = np.abs(reference).max()
+    assert np.abs(exported - reference).max() <= 1e-5 * peak
+
+
 def _projection_stack(path, width=256, layers=4):
     """An ONNX graph ``x [1, frames, width] -> y`` of ``layers`` LayerNorm -> MatMul -> Add
     (a transformer's projections) with weights drawn as ``nn.Linear`` draws them."""

@@ -42,6 +42,7 @@ from audionets.errors import ArgumentError
 from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoder, add_residual
 from audionets.nn.chunking import overlap_add, segment
+from audionets.nn.norms import global_normalize
 from audionets.nn.shapes import at_least, exporting, fit
 from audionets.registry import MODELS
 
@@ -91,21 +92,9 @@ class GlobalNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if exporting():
-            # onnxruntime sums a reduction in one float32 pass: over the 10^6 values of 4 s of
-            # encoder frames its mean is off by 1e-4 of the output's peak (PyTorch sums
-            # pairwise). The exported graph reduces one axis at a time: short sums, exact digits
-            centred = x - _mean_over_non_batch_axes(x)
-            variance = _mean_over_non_batch_axes(centred * centred)
-            return centred * torch.rsqrt(variance + self.eps) * self.weight + self.bias
+        if exporting():  # onnxruntime's one-pass float32 sums drift on long inputs
+            return global_normalize(x, self.eps) * self.weight + self.bias
         return F.layer_norm(x, x.shape[1:], eps=self.eps) * self.weight + self.bias
-
-
-def _mean_over_non_batch_axes(x: torch.Tensor) -> torch.Tensor:
-    """``x.mean(all axes but the first, keepdim=True)``, one axis at a time (last first)."""
-    for dim in range(x.dim() - 1, 0, -1):
-        x = x.mean(dim, keepdim=True)
-    return x
 
 
 def build_norm(norm: str, channels: int) -> nn.Module:
