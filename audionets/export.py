@@ -14,8 +14,9 @@ An exported folder is ``config.yaml`` + the graph file (``model.onnx`` or ``mode
       audionets_version: 0.1.0
 
 Separators map ``mix [batch, time] -> sources [batch, sources, time]`` and classifiers
-``wav [batch, time] -> logits [batch, classes]``, at the config's ``sample_rate``, for any
-batch size and any length (front-ends are inside the graph). :mod:`audionets.inference.backends`
+``wav [batch, time] -> logits [batch, classes]`` (each task's ``export_signature``; models of a
+task without one are not exported), at the config's ``sample_rate``, for any batch size and
+any length (front-ends are inside the graph). :mod:`audionets.inference.backends`
 runs such folders behind :class:`~audionets.Separator` and :class:`~audionets.Classifier`.
 """
 
@@ -30,30 +31,32 @@ from torch import nn
 
 from audionets._version import __version__
 from audionets.errors import CheckpointError, ConfigError, first_line
+from audionets.tasks import TASKS
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 GRAPH_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript"}
 PRECISIONS = ("float32", "int8")
 OPSET = 18
-#: input and output names and axes per task
-SIGNATURES = {
-    "separation": ({"name": "mix", "dtype": "float32", "shape": ["batch", "time"]},
-                   {"name": "sources", "dtype": "float32", "shape": ["batch", "sources", "time"]}),
-    "classification": ({"name": "wav", "dtype": "float32", "shape": ["batch", "time"]},
-                       {"name": "logits", "dtype": "float32", "shape": ["batch", "classes"]}),
-}
 #: lengths (samples) an export is checked at against the PyTorch model: besides the traced
 #: one, a very short and an odd one, so that a graph that fixed a length fails here
 CHECK_LENGTHS = (7, 12347)
 
 
+def signature(task: str, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The graph's input and output of a ``task`` model (its task's ``export_signature``);
+    CheckpointError when models of that task are not exported."""
+    found = TASKS.get(task).export_signature
+    if found is None:
+        exported = [name for name in TASKS if TASKS.get(name).export_signature is not None]
+        raise CheckpointError(f"a {task} model cannot be exported as {fmt}; only "
+                              f"{' and '.join(exported)} models can")
+    return found
+
+
 def export_section(task: str, fmt: str) -> dict[str, Any]:
     """The ``export`` section of an exported float32 folder's ``config.yaml``
     (:func:`quantize_folder` turns it into an int8 one)."""
-    if task not in SIGNATURES:
-        raise CheckpointError(f"a {task} model cannot be exported as {fmt}; only separators "
-                              "and classifiers can")
-    inputs, outputs = SIGNATURES[task]
+    inputs, outputs = signature(task, fmt)
     section = {"format": fmt, "file": GRAPH_FILES[fmt], "precision": "float32",
                "inputs": [dict(inputs)], "outputs": [dict(outputs)]}
     if fmt == "onnx":
@@ -90,7 +93,7 @@ def write_onnx(model: nn.Module, path: Path, task: str, sample_rate: int) -> Non
     if missing:
         raise ConfigError(f"ONNX export needs {', '.join(missing)}: pip install "
                           "'audionets[onnx]'")
-    inputs, outputs = SIGNATURES[task]
+    inputs, outputs = signature(task, "onnx")
     batch = torch.export.Dim("batch", min=1)
     time = torch.export.Dim("time", min=1)
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]

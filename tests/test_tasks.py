@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from audionets import hub
 from audionets.errors import CheckpointError, ConfigError
+from audionets.export import export_section
+from audionets.inference.backends import load_exported
 from audionets.registry import TASKS
 from audionets.tasks import (
     ClassificationTask,
     ReconstructionTask,
     SeparationTask,
+    Task,
     build_task,
 )
 
@@ -122,3 +126,60 @@ def test_a_model_config_of_an_unknown_task_is_refused():
     with pytest.raises(CheckpointError, match="m/config.yaml: task 'regression' is not one of: "
                                               "classification, reconstruction, separation"):
         hub.check_config(config, "m/config.yaml")
+
+
+def test_each_task_says_how_its_models_export_and_what_its_runner_reads_off_them():
+    assert [spec["name"] for spec in SeparationTask.export_signature] == ["mix", "sources"]
+    assert SeparationTask.export_signature[1]["shape"] == ["batch", "sources", "time"]
+    assert [spec["name"] for spec in ClassificationTask.export_signature] == ["wav", "logits"]
+    assert ClassificationTask.export_signature[1]["shape"] == ["batch", "classes"]
+    assert ReconstructionTask.export_signature is None
+    model = {"name": "sepformer", "num_sources": 3}
+    assert SeparationTask.model_attributes({"model": model}) == {"num_sources": 3}
+    assert SeparationTask.model_attributes({"model": {"name": "dprnn"}}) == {"num_sources": 2}
+    config = {"model": {"name": "tf_cnn"}, "labels": ["dog", "rain", "siren"]}
+    assert ClassificationTask.model_attributes(config) == {"num_classes": 3}
+    assert ClassificationTask.model_attributes({"model": {"name": "tf_cnn"}}) == {}
+    assert ReconstructionTask.model_attributes({"model": {"name": "conv_autoencoder"}}) == {}
+    section = export_section("separation", "onnx")
+    assert section["inputs"] == [dict(SeparationTask.export_signature[0])]
+    assert section["outputs"] == [dict(SeparationTask.export_signature[1])]
+    with pytest.raises(CheckpointError, match="a reconstruction model cannot be exported as "
+                                              "onnx; only classification and separation "
+                                              "models can"):
+        export_section("reconstruction", "onnx")
+
+
+class Denoising(Task):
+    """A task the package does not have: exported as ``noisy -> clean``."""
+
+    name = "denoising"
+    export_signature = ({"name": "noisy", "dtype": "float32", "shape": ["batch", "time"]},
+                        {"name": "clean", "dtype": "float32", "shape": ["batch", "time"]})
+
+    @classmethod
+    def model_attributes(cls, config):
+        return {"num_channels": int(config["model"]["channels"])}
+
+
+def test_a_new_task_is_exported_and_run_exported_with_no_edit_outside_its_class(
+        tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setitem(TASKS._entries, Denoising.name, Denoising)
+    section = export_section(Denoising.name, "onnx")
+    assert [section["inputs"][0]["name"], section["outputs"][0]["name"]] == ["noisy", "clean"]
+    helper, floats = onnx.helper, onnx.TensorProto.FLOAT
+    graph = helper.make_graph(  # the identity: enough to see the names and attributes used
+        [helper.make_node("Identity", ["noisy"], ["clean"])], "denoiser",
+        [helper.make_tensor_value_info("noisy", floats, ["batch", "time"])],
+        [helper.make_tensor_value_info("clean", floats, ["batch", "time"])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+              tmp_path / section["file"])
+    config = {"task": Denoising.name, "sample_rate": 8000, "model": {"name": "x", "channels": 1},
+              "export": section}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    model, meta = load_exported(tmp_path)
+    assert meta.task == "denoising" and model.num_channels == 1 and model.sample_rate == 8000
+    wav = torch.randn(2, 50)
+    assert torch.equal(model(wav), wav)

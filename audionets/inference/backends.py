@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from audionets.errors import CheckpointError, ConfigError, first_line
+from audionets.tasks import TASKS
+
 
 def default_threads() -> int:
     """Intra-op threads for onnxruntime: PyTorch's setting, so both backends use the same."""
@@ -105,12 +107,8 @@ def load_exported(folder: str | os.PathLike, device: str | torch.device = "cpu",
         raise CheckpointError(f"{path}: graph file missing; an exported folder needs "
                               f"{hub.CONFIG} and {file}")
     meta = hub.meta_from_config(config, str(folder))
-    attributes = {"sample_rate": meta.sample_rate}
-    model_config = config["model"]
-    if meta.task == "separation":
-        attributes["num_sources"] = int(model_config.get("num_sources", 2))
-    elif meta.labels:
-        attributes["num_classes"] = len(meta.labels)
+    attributes = {"sample_rate": meta.sample_rate,
+                  **TASKS.get(meta.task).model_attributes(config)}
     if fmt == "onnx":
         if torch.device(device).type != "cpu":
             raise ConfigError(f"{folder}: ONNX models run on the CPU here; use device cpu")

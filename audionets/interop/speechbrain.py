@@ -27,6 +27,7 @@ import torch
 
 from audionets.errors import CheckpointError, first_line
 from audionets.models.sepformer import SepFormer
+from audionets.tasks import SeparationTask
 from audionets.utils import atomic_write, read_text
 
 DUAL_PATH = "speechbrain.lobes.models.dual_path"
@@ -414,7 +415,7 @@ def load_sepformer_folder(folder: str | os.PathLike) -> tuple[SepFormer, dict[st
     """Build our model from a SpeechBrain SepFormer/DPRNN folder.
 
     Returns ``(model, meta)`` with the model in eval mode and
-    ``meta = {"task": "separation", "sample_rate": int, "labels": None, "config": {...}}``
+    ``meta = {"task": SeparationTask.name, "sample_rate": int, "labels": None, "config": {...}}``
     where ``config`` (every constructor argument) rebuilds the model with
     ``audionets.models.build_model``.
     Raises :class:`CheckpointError` for a missing file, an unsupported class or setting, or
@@ -433,7 +434,7 @@ def load_sepformer_folder(folder: str | os.PathLike) -> tuple[SepFormer, dict[st
         raise CheckpointError(f"{path}: cannot build the model ({first_line(err)})") from None
     model.load_state_dict(_map_weights(folder, model))
     model.eval()
-    meta = {"task": "separation", "sample_rate": config["sample_rate"], "labels": None,
+    meta = {"task": SeparationTask.name, "sample_rate": config["sample_rate"], "labels": None,
             "config": dict(model.config)}
     return model, meta
 

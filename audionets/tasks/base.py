@@ -51,6 +51,16 @@ class Task:
     reference_key: str | None = None
     #: the audionets class that runs models of this task (for hints), None when there is none
     runner: str | None = None
+    #: the input and output of an exported graph (``name``, ``dtype``, ``shape``: axis names);
+    #: None: models of this task are not exported
+    export_signature: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    @classmethod
+    def model_attributes(cls, config: dict[str, Any]) -> dict[str, int]:
+        """The attributes the task's :attr:`runner` reads off a model (``num_sources``,
+        ``num_classes``), from the model's saved ``config``: an exported graph run outside
+        PyTorch has none of its own. Nothing by default."""
+        return {}
 
     def all_metric_names(self) -> tuple[str, ...]:
         return ("loss",) + self.metric_names

@@ -28,6 +28,13 @@ class ClassificationTask(Task):
     default_monitor = "valid_accuracy"
     eval_metric_names = ("correct",)
     runner = "Classifier"
+    export_signature = ({"name": "wav", "dtype": "float32", "shape": ["batch", "time"]},
+                        {"name": "logits", "dtype": "float32", "shape": ["batch", "classes"]})
+
+    @classmethod
+    def model_attributes(cls, config):
+        labels = config.get("labels")
+        return {"num_classes": len(labels)} if labels else {}
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         if not 0.0 <= float(label_smoothing) < 1.0:

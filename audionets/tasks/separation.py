@@ -33,6 +33,13 @@ class SeparationTask(Task):
     eval_metric_names = ("si_snr", "si_snri", "sdr", "sdri")
     reference_key = "sources"
     runner = "Separator"
+    export_signature = (
+        {"name": "mix", "dtype": "float32", "shape": ["batch", "time"]},
+        {"name": "sources", "dtype": "float32", "shape": ["batch", "sources", "time"]})
+
+    @classmethod
+    def model_attributes(cls, config):
+        return {"num_sources": int(config["model"].get("num_sources", 2))}
 
     def __init__(self, threshold: float | None = None) -> None:
         if threshold is not None and not isinstance(threshold, (int, float)):
