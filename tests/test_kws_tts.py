@@ -12,10 +12,11 @@ import torch
 import audionets.data  # noqa: F401  (registers the datasets)
 from audionets import audio
 from audionets.data import kws_tts, synthesizers
+from audionets.data.synthesizers import Prosody, Voice
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
-from tests.test_speech_pool import _fake_voices
+from tests.test_speech_pool import _espeak_voices, _fake_voices, plan_digest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng is not installed (apt-get install espeak-ng)")
@@ -46,6 +47,27 @@ def test_plan_is_voice_disjoint_and_in_the_speech_commands_naming():
     assert any(t.voice.engine == "festival" for t in by_split["train"])
     assert kws_tts.plan(settings, _fake_voices()) == takes  # fixed by settings and voices
 
+
+
+def test_the_plan_of_fixed_settings_is_pinned():
+    """Plans as they were before their voice turns were shared with the speech pool."""
+    settings = kws_tts.WordSetSettings(per_word=(5, 2, 2), seed=7, words=("yes", "no", "stop"))
+    takes = kws_tts.plan(settings, _fake_voices())
+    assert takes[0] == kws_tts.Take(
+        "yes/20d297e8_nohash_0.wav", "train", Voice("espeak-ng", "de+v27", "de", "v27"), "yes",
+        Prosody(pitch=49, pitch_range=142, rate=1.165, word_gap=0, warp=0.929))
+    assert takes[14] == kws_tts.Take(
+        "stop/e1f36723_nohash_0.wav", "train", Voice("espeak-ng", "l32+v17", "l32", "v17"),
+        "stop", Prosody(pitch=55, pitch_range=99, rate=1.057, word_gap=0, warp=1.046))
+    assert takes[-1].path == "stop/d2188083_nohash_0.wav" and takes[-1].split == "test"
+    assert plan_digest(takes) == "7a7e160db4ca5d06"
+    pinned = {((20, 4, 6), 2, 0.5, "all"): "f044d9603dec74a6",
+              ((3, 1, 1), 0, 1.0, "espeak-ng"): "e8e6de77a3ab3033"}
+    for (per_word, seed, fraction, which), digest in pinned.items():
+        settings = kws_tts.WordSetSettings(per_word=per_word, seed=seed,
+                                           festival_fraction=fraction)
+        planned = kws_tts.plan(settings, _fake_voices() if which == "all" else _espeak_voices())
+        assert plan_digest(planned) == digest, (per_word, seed, fraction, which)
 
 def test_fit_word_trims_centres_and_fits_one_second():
     rate = 16000

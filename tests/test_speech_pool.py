@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 import shutil
@@ -35,6 +36,39 @@ def _fake_voices() -> list[Voice]:
                for name, (lang, speaker, _) in synthesizers.FESTIVAL_VOICES.items()]
     return voices
 
+
+
+def _espeak_voices() -> list[Voice]:
+    return [v for v in _fake_voices() if v.engine != "festival"]
+
+
+def plan_digest(items: list) -> str:
+    """16 hex digits of the sha256 of every planned item (its repr: voice, text, prosody,
+    split, path): equal digests, equal plans."""
+    return hashlib.sha256("\n".join(map(repr, items)).encode()).hexdigest()[:16]
+
+
+def test_the_plan_of_fixed_settings_is_pinned():
+    """Plans as they were before their voice turns were shared with kws_tts: a refactoring
+    must not change a pool that was built already (its cache key would not notice)."""
+    voices = _fake_voices()
+    jobs = speech_pool.plan(speech_pool.PoolSettings(num_utterances=200, seed=7), voices)
+    assert jobs[0] == speech_pool.Utterance(
+        "train-000000", "train", Voice("espeak-ng", "de+v27", "de", "v27"),
+        "pruamang 608 choatsas nearly sissaiksheing, bremfiardspiat 1318 kun after.",
+        Prosody(pitch=42, pitch_range=108, rate=1.086, word_gap=4, warp=0.987))
+    assert jobs[180] == speech_pool.Utterance(
+        "valid-000000", "valid", Voice("espeak-ng", "l7+v0", "l7", "v0"),
+        "orange grobait 11 keiksha nar 24.",
+        Prosody(pitch=27, pitch_range=158, rate=1.232, word_gap=1, warp=0.968))
+    assert jobs[199].id == "test-000009" and jobs[199].voice.name == "l16+v4"
+    pinned = {(200, 7, 0.2, "all"): "b6452ec70371310e", (300, 2, 1.0, "all"): "c34e40a102aa0e50",
+              (60, 0, 0.5, "espeak-ng"): "9f0aa768fa03608e"}
+    for (count, seed, fraction, which), digest in pinned.items():
+        settings = speech_pool.PoolSettings(num_utterances=count, seed=seed,
+                                            festival_fraction=fraction)
+        planned = speech_pool.plan(settings, voices if which == "all" else _espeak_voices())
+        assert plan_digest(planned) == digest, (count, seed, fraction, which)
 
 def test_splits_share_no_language_no_variant_no_speaker():
     parts = synthesizers.split_voices(_fake_voices())
