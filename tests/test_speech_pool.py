@@ -322,3 +322,20 @@ def test_an_utterance_that_cannot_be_spoken_is_marked_and_left_out(tmp_path, mon
     assert not (tmp_path / jobs[1].path).exists()
     assert "exit -11" in (tmp_path / jobs[1].path).with_suffix(".failed").read_text()
     assert speech_pool.is_done(tmp_path / jobs[1].path)  # a resumed build does not retry it
+
+
+def test_voice_turns_use_every_voice_of_an_engine_before_repeating_one():
+    voices = _fake_voices()
+    festival = [v for v in voices if v.engine == "festival"][:3]
+    espeak = [v for v in voices if v.engine == "espeak-ng"][:4]
+    turns = speech_pool.VoiceTurns("train", festival + espeak, random.Random(0), 0.5)
+    taken = [turns.take() for _ in range(60)]
+    for group in (festival, espeak):
+        mine = [v for v in taken if v in group]
+        assert 10 < len(mine) < 50  # both engines, about half each
+        assert all(set(mine[i:i + len(group)]) == set(group)  # each round: every voice once
+                   for i in range(0, len(mine) - len(group) + 1, len(group)))
+    only_festival = speech_pool.VoiceTurns("valid", festival, random.Random(0), 0.0)
+    assert {only_festival.take() for _ in range(6)} == set(festival)  # whatever the share
+    with pytest.raises(ConfigError, match="the test split has no voices; install more"):
+        speech_pool.VoiceTurns("test", [], random.Random(0), 0.5)

@@ -124,29 +124,19 @@ def plan(settings: WordSetSettings, voices: list[Voice]) -> list[Take]:
     Voices that speak only numbers (:data:`~audionets.data.synthesizers.NUMBERS_ONLY`) are
     left out. Within a split, each take picks festival with probability
     ``festival_fraction`` (if the split has festival voices), and each engine's voices are
-    taken in turns over a shuffled order, across words.
+    taken in turns over a shuffled order, across words
+    (:class:`~audionets.data.speech_pool.VoiceTurns`, as the speech pool's).
     """
     usable = [v for v in voices if v.name not in synthesizers.NUMBERS_ONLY]
     by_split = synthesizers.split_voices(usable)
     rng = random.Random(settings.seed)
     takes = []
     for split, count in zip(SPLITS, settings.per_word):
-        festival = [v for v in by_split[split] if v.engine == "festival"]
-        espeak = [v for v in by_split[split] if v.engine != "festival"]
-        if not festival and not espeak:
-            raise ConfigError(f"the {split} split has no voices; install more synthesizer "
-                              f"voices (apt-get install -y espeak-ng)")
-        rng.shuffle(festival)
-        rng.shuffle(espeak)
-        turns = {"festival": 0, "espeak-ng": 0}
+        turns = speech_pool.VoiceTurns(split, by_split[split], rng, settings.festival_fraction)
         for word in settings.words:
             seen: dict[str, int] = {}
             for _ in range(count):
-                use_festival = bool(festival) and (
-                    not espeak or rng.random() < settings.festival_fraction)
-                engine, pool = ("festival", festival) if use_festival else ("espeak-ng", espeak)
-                voice = pool[turns[engine] % len(pool)]
-                turns[engine] += 1
+                voice = turns.take()
                 speaker = speaker_id(voice)
                 n = seen[speaker] = seen.get(speaker, -1) + 1
                 prosody = synthesizers.random_prosody(

@@ -111,13 +111,45 @@ def voice_base_pitch(voice: Voice) -> int:
     return random.Random(seed).randint(20, 80)
 
 
+class VoiceTurns:
+    """The voices of one split, each engine's taken in turns over a shuffled order: every voice
+    is used about equally often, and a small plan still has as many distinct voices as it can.
+
+    :meth:`take` picks a festival voice with probability ``festival_fraction`` (always when the
+    split has only festival voices), else an espeak-ng one. The shuffles and picks draw from
+    ``rng``, the plan's own generator, so a plan stays a fixed function of its seed.
+    """
+
+    def __init__(self, split: str, voices: list[Voice], rng: random.Random,
+                 festival_fraction: float) -> None:
+        self.festival = [v for v in voices if v.engine == "festival"]
+        self.espeak = [v for v in voices if v.engine != "festival"]
+        if not self.festival and not self.espeak:
+            raise ConfigError(f"the {split} split has no voices; install more synthesizer "
+                              f"voices (apt-get install -y espeak-ng)")
+        rng.shuffle(self.festival)
+        rng.shuffle(self.espeak)
+        self.rng, self.festival_fraction = rng, festival_fraction
+        self.turns = {"festival": 0, "espeak-ng": 0}
+
+    def take(self) -> Voice:
+        """The next voice."""
+        use_festival = bool(self.festival) and (
+            not self.espeak or self.rng.random() < self.festival_fraction)
+        engine, voices = ("festival", self.festival) if use_festival else ("espeak-ng", self.espeak)
+        voice = voices[self.turns[engine] % len(voices)]
+        self.turns[engine] += 1
+        return voice
+
+
 def plan(settings: PoolSettings, voices: list[Voice]) -> list[Utterance]:
     """The pool's utterances: a fixed function of ``settings`` and the voice list.
 
     Each split gets its share of :data:`UTTERANCE_FRACTIONS`; an utterance picks a festival
     voice with probability ``festival_fraction`` (if the split has one), else an espeak-ng
-    voice, taking each engine's voices in turns. A voice keeps its own base pitch (drawn from its name) and every
-    utterance varies pitch, range, rate, word gap and warp around it.
+    voice, taking each engine's voices in turns (:class:`VoiceTurns`). A voice keeps its own
+    base pitch (drawn from its name) and every utterance varies pitch, range, rate, word gap
+    and warp around it.
     """
     by_split = synthesizers.split_voices(voices)
     rng = random.Random(settings.seed)
@@ -125,21 +157,9 @@ def plan(settings: PoolSettings, voices: list[Voice]) -> list[Utterance]:
     counts["train"] = settings.num_utterances - counts["valid"] - counts["test"]
     jobs = []
     for split in SPLITS:
-        festival = [v for v in by_split[split] if v.engine == "festival"]
-        espeak = [v for v in by_split[split] if v.engine != "festival"]
-        if not festival and not espeak:
-            raise ConfigError(f"the {split} split has no voices; install more synthesizer "
-                              f"voices (apt-get install -y espeak-ng)")
-        # each engine's voices in turns over a shuffled order: every voice is used about
-        # equally often and a small pool still has as many distinct voices as it can
-        rng.shuffle(festival)
-        rng.shuffle(espeak)
-        turns = {"festival": 0, "espeak-ng": 0}
+        turns = VoiceTurns(split, by_split[split], rng, settings.festival_fraction)
         for index in range(counts[split]):
-            use_festival = bool(festival) and (not espeak or rng.random() < settings.festival_fraction)
-            engine, voices_of = ("festival", festival) if use_festival else ("espeak-ng", espeak)
-            voice = voices_of[turns[engine] % len(voices_of)]
-            turns[engine] += 1
+            voice = turns.take()
             base_pitch = voice_base_pitch(voice)
             jobs.append(Utterance(
                 id=f"{split}-{index:06d}", split=split, voice=voice,
