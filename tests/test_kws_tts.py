@@ -156,3 +156,37 @@ def test_tiny_build_layout_dataset_and_resume(tmp_path):
                                     words=TINY.words, noise_seconds=2)
     with pytest.raises(ConfigError, match="another folder"):
         kws_tts.build(root, other, workers=1, progress=False)
+
+
+def test_the_prepare_commands_turn_their_shared_options_into_settings(tmp_path, monkeypatch,
+                                                                         capsys):
+    """prepare-kws-tts and prepare-tts-mix share --engines, --festival-fraction, --workers
+    (cli._shared.add_voice_arguments); options left out keep the settings' defaults."""
+    from audionets.cli import main
+    from audionets.data import speech_pool
+
+    splits = ("train", "valid", "test")
+    (tmp_path / "build.json").write_text(json.dumps({
+        "clips": dict.fromkeys(splits, 1), "voices": dict.fromkeys(splits, 1), "failed": [],
+        "clips_per_second": 1.0, "utterances": 3, "hours": 0.1, "real_time_factor": 2.0}))
+    built = []
+
+    def fake_build(returns):
+        def build(root, settings, workers):
+            built.append((settings, workers))
+            return returns
+        return build
+
+    monkeypatch.setattr(kws_tts, "build", fake_build(tmp_path))
+    monkeypatch.setattr(speech_pool, "build", fake_build(tmp_path / "manifest.csv"))
+    voices = ["--engines", "festival", "--festival-fraction", "0.3", "--workers", "2"]
+    assert main(["prepare-kws-tts", "words", "--per-word", "3", "1", "1", *voices]) == 0
+    assert main(["prepare-tts-mix", "pool", "--hours", "0.01", "--seed", "4", *voices]) == 0
+    assert main(["prepare-tts-mix", "pool"]) == 0
+    assert built[0] == (kws_tts.WordSetSettings(per_word=(3, 1, 1), engines=("festival",),
+                                                festival_fraction=0.3), 2)
+    assert built[1] == (speech_pool.PoolSettings(num_utterances=8, seed=4, engines=("festival",),
+                                                 festival_fraction=0.3), 2)
+    assert built[2][0] == speech_pool.PoolSettings()
+    out = capsys.readouterr().out
+    assert "word set ready" in out and out.count("speech pool ready") == 2

@@ -1,5 +1,6 @@
-"""Helpers shared by the commands: argument types, the ``--device`` option, the one-line error
-and warning reports of the per-file commands (``separate``, ``classify``)."""
+"""Helpers shared by the commands: argument types, the ``--device`` option, the voice options
+of the commands that synthesize speech (``prepare-tts-mix``, ``prepare-kws-tts``), the
+one-line error and warning reports of the per-file commands (``separate``, ``classify``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,28 @@ def number(kind: type, minimum: float, inclusive: bool = True,
         return value
 
     return parse
+
+
+def add_voice_arguments(parser: argparse.ArgumentParser, items: str,
+                        festival_default: float) -> None:
+    """``--engines``, ``--festival-fraction`` and ``--workers``: the options of the commands
+    that synthesize speech (``prepare-tts-mix``, ``prepare-kws-tts``); ``items``: what they
+    synthesize, ``festival_default``: their settings' default share for festival."""
+    parser.add_argument("--engines", nargs="+", choices=("espeak-ng", "festival"),
+                        help="synthesizers (default: both)")
+    parser.add_argument("--festival-fraction", type=float,
+                        help=f"share of {items} spoken by festival voices (default: "
+                             f"{festival_default:g})")
+    parser.add_argument("--workers", type=number(int, 1), default=min(4, os.cpu_count() or 1),
+                        help="synthesis processes at once (default: the CPU count, at most 4)")
+
+
+def voice_settings(args: argparse.Namespace, **given: object) -> dict[str, object]:
+    """The settings the options of :func:`add_voice_arguments`, ``--seed`` and ``given`` set;
+    those left out (None) are not in it, so they keep the settings class's defaults."""
+    given.update(seed=args.seed, festival_fraction=args.festival_fraction,
+                 engines=tuple(args.engines) if args.engines else None)
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

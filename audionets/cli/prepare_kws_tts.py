@@ -10,9 +10,8 @@ run again with the same options; a finished one is reused.
 from __future__ import annotations
 
 import argparse
-import os
 
-from audionets.cli._shared import number
+from audionets.cli._shared import add_voice_arguments, number, voice_settings
 
 HELP = "build a synthetic Speech Commands (35 words, espeak-ng + festival voices)"
 
@@ -23,12 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("TRAIN", "VALID", "TEST"),
                         help="takes of each word per split (default: 300 30 60)")
     parser.add_argument("--seed", type=int, help="fixes voices, prosody, noises (default: 0)")
-    parser.add_argument("--engines", nargs="+", choices=("espeak-ng", "festival"),
-                        help="synthesizers (default: both)")
-    parser.add_argument("--festival-fraction", type=float,
-                        help="share of takes spoken by festival voices (default: 0.1)")
-    parser.add_argument("--workers", type=number(int, 1), default=min(4, os.cpu_count() or 1),
-                        help="synthesis processes at once (default: the CPU count, at most 4)")
+    add_voice_arguments(parser, "takes", festival_default=0.1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,10 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     from audionets.data import kws_tts
 
-    given = {"per_word": tuple(args.per_word) if args.per_word else None, "seed": args.seed,
-             "festival_fraction": args.festival_fraction,
-             "engines": tuple(args.engines) if args.engines else None}
-    settings = kws_tts.WordSetSettings(**{k: v for k, v in given.items() if v is not None})
+    settings = kws_tts.WordSetSettings(**voice_settings(
+        args, per_word=tuple(args.per_word) if args.per_word else None))
     root = kws_tts.build(args.out_dir, settings, workers=args.workers)
     stats = json.loads((root / "build.json").read_text())
     counts = "/".join(str(stats["clips"][s]) for s in ("train", "valid", "test"))

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 
-from audionets.cli._shared import number
+from audionets.cli._shared import add_voice_arguments, number, voice_settings
 
 HELP = "build the synthesized speech pool (espeak-ng + festival) that tts_mix mixes"
 #: Mean utterance length of the pool's sentences, seconds (for --hours).
@@ -33,23 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="fixes voices, texts, prosody (default: 0)")
     parser.add_argument("--sample-rate", type=int,
                         help="Hz, 4000-48000 (default: 8000, the separator's rate)")
-    parser.add_argument("--engines", nargs="+", choices=("espeak-ng", "festival"),
-                        help="synthesizers (default: both)")
-    parser.add_argument("--festival-fraction", type=float,
-                        help="share of utterances spoken by festival voices (default: 0.2)")
-    parser.add_argument("--workers", type=number(int, 1), default=min(4, os.cpu_count() or 1),
-                        help="synthesis processes at once (default: the CPU count, at most 4)")
+    add_voice_arguments(parser, "utterances", festival_default=0.2)
 
 
 def run(args: argparse.Namespace) -> int:
     from audionets.data import speech_pool
 
-    given = {"num_utterances": args.num_utterances, "seed": args.seed,
-             "sample_rate": args.sample_rate, "festival_fraction": args.festival_fraction,
-             "engines": tuple(args.engines) if args.engines else None}
+    count = args.num_utterances
     if args.hours is not None:
-        given["num_utterances"] = math.ceil(args.hours * 3600 / SECONDS_PER_UTTERANCE)
-    settings = speech_pool.PoolSettings(**{k: v for k, v in given.items() if v is not None})
+        count = math.ceil(args.hours * 3600 / SECONDS_PER_UTTERANCE)
+    settings = speech_pool.PoolSettings(**voice_settings(
+        args, num_utterances=count, sample_rate=args.sample_rate))
     manifest = speech_pool.build(args.out_dir, settings, workers=args.workers)
     stats = json.loads((manifest.parent / "build.json").read_text())
     voices = "/".join(str(stats["voices"][s]) for s in ("train", "valid", "test"))
