@@ -34,6 +34,8 @@ CLASSIFIER = {"num_classes": 3, "sample_rate": 8000}
      "model.width must be >= 1"),
     ({"name": "conv_autoencoder", "channels": [4, 8], "kernel_sizes": 4, "strides": [2, 2, 2]},
      "strides has 3 entries but channels has 2", "model.strides has 3 entries but model.channels"),
+    ({"name": "cnn2d", **CLASSIFIER, "channels": [4, 8], "pool": [2, 2, 2]},
+     "pool has 3 entries but channels has 2", "model.pool has 3 entries but model.channels"),
     ({"name": "tf_cnn", **CLASSIFIER, "channels": [8], "activation": "step"},
      "unknown activation 'step'", "unknown model.activation 'step'"),
     ({"name": "attention_classifier", **CLASSIFIER, "d_model": 10, "num_heads": 3},

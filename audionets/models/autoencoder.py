@@ -11,18 +11,8 @@ from torch import nn
 
 from audionets.errors import ArgumentError
 from audionets.nn.activations import get_activation
+from audionets.nn.conv import per_layer
 from audionets.registry import MODELS
-
-
-def _as_list(value: int | Sequence[int], layers: int, key: str) -> list[int]:
-    if isinstance(value, (list, tuple)):
-        if len(value) != layers:
-            raise ArgumentError(
-                f"{key} has {len(value)} entries but channels has {layers}; "
-                "give one per layer or a single int", key, "channels"
-            )
-        return [int(v) for v in value]
-    return [int(value)] * layers
 
 
 class _Down(nn.Module):
@@ -109,8 +99,8 @@ class ConvAutoencoder(nn.Module):
             raise ArgumentError("channels must be a non-empty list of ints, e.g. [32, 64]",
                                 "channels")
         layers = len(channels)
-        kernels = _as_list(kernel_sizes, layers, "kernel_sizes")
-        strides = _as_list(strides, layers, "strides")
+        kernels = per_layer(kernel_sizes, layers, "kernel_sizes")
+        strides = per_layer(strides, layers, "strides")
         for i, (k, s) in enumerate(zip(kernels, strides)):
             if s < 1 or k < s:
                 raise ArgumentError(f"kernel_sizes[{i}]={k} must be >= strides[{i}]={s} >= 1",

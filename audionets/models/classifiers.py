@@ -24,7 +24,7 @@ from torch import nn
 from audionets.errors import ArgumentError, ConfigError
 from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoderLayer
-from audionets.nn.conv import ConvBlock1d, ConvBlock2d
+from audionets.nn.conv import ConvBlock1d, ConvBlock2d, per_layer
 from audionets.nn.positional import sinusoidal_encoding
 from audionets.models.rnn import build_recurrent
 from audionets.registry import FRONTENDS, MODELS
@@ -94,18 +94,6 @@ def global_pool(features: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.cat((features.mean(dim=-1), features.std(dim=-1, correction=0)), dim=-1)
 
 
-def _per_layer(value: int | Sequence[int], layers: int, key: str) -> list[int]:
-    """Broadcast an int to ``layers`` entries, or check that a list has exactly that many."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != layers:
-            raise ArgumentError(
-                f"{key} has {len(value)} entries but channels has {layers}; "
-                f"give one per layer or a single int", key, "channels"
-            )
-        return [int(v) for v in value]
-    return [int(value)] * layers
-
-
 def _check_common(num_classes: int, sample_rate: int) -> None:
     if int(num_classes) < 1:
         raise ArgumentError(f"num_classes must be >= 1, got {num_classes}", "num_classes")
@@ -147,10 +135,10 @@ class _ConvClassifier(nn.Module):
             raise ArgumentError("channels must be a non-empty list of ints, e.g. [64, 128]",
                                 "channels")
         layers = len(channels)
-        kernel_sizes = _per_layer(kernel_sizes, layers, "kernel_sizes")
-        strides = _per_layer(strides, layers, "strides")
-        pools = _per_layer(pool, layers, "pool")
-        groups = _per_layer(groups, layers, "groups")
+        kernel_sizes = per_layer(kernel_sizes, layers, "kernel_sizes")
+        strides = per_layer(strides, layers, "strides")
+        pools = per_layer(pool, layers, "pool")
+        groups = per_layer(groups, layers, "groups")
         self.num_classes = int(num_classes)
         self.sample_rate = int(sample_rate)
         self.frontend = build_frontend(frontend, self.sample_rate)
@@ -320,8 +308,8 @@ class SpectrogramCNN(nn.Module):
         self.pooling = pooling
         self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
         self.input_norm = build_input_norm(input_norm, int(self.frontend.out_channels))
-        kernel_sizes = _per_layer(kernel_sizes, len(channels), "kernel_sizes")
-        pools = _per_layer(pool, len(channels), "pool")
+        kernel_sizes = per_layer(kernel_sizes, len(channels), "kernel_sizes")
+        pools = per_layer(pool, len(channels), "pool")
         blocks, in_channels = [], 1
         for i, out_channels in enumerate(channels):
             blocks.append(ConvBlock2d(in_channels, int(out_channels), kernel_sizes[i],

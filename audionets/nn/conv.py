@@ -1,5 +1,6 @@
 """The Conv1d block shared by the time-domain and time-frequency CNN classifiers, and the
-Conv2d block of the spectrogram-image CNN (``cnn2d``).
+Conv2d block of the spectrogram-image CNN (``cnn2d``); :func:`per_layer` expands an option of
+a stack of blocks (the CNNs', the autoencoder's) given once or per layer.
 
 One block is::
 
@@ -14,6 +15,7 @@ Max pooling uses ``ceil_mode``, so a block never turns a short input into zero f
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,19 @@ from torch import nn
 
 from audionets.errors import ArgumentError
 from audionets.nn.activations import get_activation
+
+
+def per_layer(value: int | Sequence[int], layers: int, key: str) -> list[int]:
+    """Broadcast an int to ``layers`` entries, or check that a list has exactly that many
+    (ArgumentError naming ``key`` and ``channels``, whose length is the number of layers)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != layers:
+            raise ArgumentError(
+                f"{key} has {len(value)} entries but channels has {layers}; "
+                "give one per layer or a single int", key, "channels"
+            )
+        return [int(v) for v in value]
+    return [int(value)] * layers
 
 
 def same_padding(length: int, kernel_size: int, stride: int) -> tuple[int, int]:
