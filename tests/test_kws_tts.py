@@ -90,7 +90,7 @@ def test_fit_word_trims_centres_and_fits_one_second():
 def test_settings_are_checked():
     for kwargs, key in (({"per_word": (1, 1)}, "per_word"), ({"festival_fraction": 2.0},
                         "festival_fraction"), ({"words": ("Yes!",)}, "words"),
-                        ({"noise_seconds": 0}, "noise_seconds")):
+                        ({"noise_seconds": 0}, "noise_seconds"), ({"warp": -0.1}, "warp")):
         with pytest.raises(ConfigError, match=key):
             kws_tts.WordSetSettings(**kwargs)
 

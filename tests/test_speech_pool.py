@@ -208,6 +208,10 @@ def test_pool_settings_are_checked():
         speech_pool.PoolSettings(sample_rate=1)
     with pytest.raises(ConfigError, match="num_utterances"):
         speech_pool.PoolSettings(num_utterances=2)
+    with pytest.raises(ConfigError, match=r"festival_fraction: need a value in \[0, 1\], got -0.1"):
+        speech_pool.PoolSettings(festival_fraction=-0.1)
+    with pytest.raises(ConfigError, match=r"warp: need a value in \[0, 0.5\), got 0.5"):
+        speech_pool.PoolSettings(warp=0.5)
 
 
 @needs_espeak

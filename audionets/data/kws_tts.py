@@ -86,11 +86,7 @@ class WordSetSettings:
                                                  for n in self.per_word)):
             raise ConfigError(f"per_word: need three integers >= 1 (train valid test), got "
                               f"{self.per_word!r}")
-        if not 0.0 <= self.festival_fraction <= 1.0:
-            raise ConfigError(f"festival_fraction: need a value in [0, 1], got "
-                              f"{self.festival_fraction!r}")
-        if not 0.0 <= self.warp < 0.5:
-            raise ConfigError(f"warp: need a value in [0, 0.5), got {self.warp!r}")
+        speech_pool.check_voicing(self.festival_fraction, self.warp)
         if not self.words or any(not w.isalpha() or not w.islower() for w in self.words):
             raise ConfigError(f"words: need lower-case words of letters, got {self.words!r}")
         if not isinstance(self.noise_seconds, int) or self.noise_seconds < 1:

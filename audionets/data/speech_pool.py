@@ -52,6 +52,16 @@ MANIFEST_COLUMNS = ("id", "path", "split", "engine", "voice", "language", "varia
 BATCH = 16
 
 
+def check_voicing(festival_fraction: float, warp: float) -> None:
+    """ConfigError for a festival share outside [0, 1] or a warp outside [0, 0.5): the
+    settings of how utterances are voiced, shared with :mod:`audionets.data.kws_tts`."""
+    if not 0.0 <= festival_fraction <= 1.0:
+        raise ConfigError(f"festival_fraction: need a value in [0, 1], got "
+                          f"{festival_fraction!r}")
+    if not 0.0 <= warp < 0.5:
+        raise ConfigError(f"warp: need a value in [0, 0.5), got {warp!r}")
+
+
 @dataclass(frozen=True)
 class PoolSettings:
     """What a pool is made of; two pools with equal settings (and voices) are the same.
@@ -79,11 +89,7 @@ class PoolSettings:
         if not isinstance(self.sample_rate, int) or not 4000 <= self.sample_rate <= 48000:
             raise ConfigError(f"sample_rate: need an integer in [4000, 48000] Hz, got "
                               f"{self.sample_rate!r}")
-        if not 0.0 <= self.festival_fraction <= 1.0:
-            raise ConfigError(f"festival_fraction: need a value in [0, 1], got "
-                              f"{self.festival_fraction!r}")
-        if not 0.0 <= self.warp < 0.5:
-            raise ConfigError(f"warp: need a value in [0, 0.5), got {self.warp!r}")
+        check_voicing(self.festival_fraction, self.warp)
 
     def key(self) -> dict:
         """The cache key stored in pool.json."""
