@@ -18,8 +18,8 @@ dependencies = ["torch", "torchaudio", "soundfile", "numpy", "yaml", "safetensor
                 "asteroid_filterbanks"]
 
 
-def separator(model: str = "sepformer-synth-2spk", device: str = "cpu", **kwargs):
-    """A speech separator (default: the shipped 2-speaker SepFormer, 8 kHz)."""
+def separator(model: str = "sudormrf-tts-2spk", device: str = "cpu", **kwargs):
+    """A speech separator (default: the shipped 2-speaker SuDoRM-RF, 8 kHz, trained on synthesized speech)."""
     from audionets.inference import Separator
 
     return Separator.from_pretrained(model, device=device, **kwargs)

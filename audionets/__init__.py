@@ -3,7 +3,7 @@
 Public API::
 
     from audionets import Separator, Classifier
-    sep = Separator.from_pretrained("sepformer-synth-2spk")
+    sep = Separator.from_pretrained("sudormrf-tts-2spk")
     sources = sep.separate_batch(mix)          # [B, T] -> [B, T, n_src]
 """
 

@@ -13,7 +13,7 @@ def test_hub_separator_is_the_shipped_model_ready_to_use(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing read from or written to ~/.cache
     separator = torch.hub.load(str(REPO), "separator", source="local")
     assert isinstance(separator, Separator) and separator.num_sources == 2
-    reference = Separator.from_pretrained("sepformer-synth-2spk")
+    reference = Separator.from_pretrained("sudormrf-tts-2spk")
     mix = torch.randn(1, 8000)
     torch.testing.assert_close(separator.separate_batch(mix), reference.separate_batch(mix))
 

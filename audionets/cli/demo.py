@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default="demo_output", metavar="DIR",
                         help="folder for the demo files (default: ./demo_output)")
     parser.add_argument("--model", default=None, metavar="NAME|DIR|HUB_ID",
-                        help="separation model (default: sepformer-synth-2spk)")
+                        help="separation model (default: sudormrf-tts-2spk)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="which test mixture to use (default: 0)")
     parser.add_argument("--synthetic", action="store_true",

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="audio files (WAV, FLAC, OGG; any rate, any number of channels)")
     parser.add_argument("--model", default=None, metavar="NAME|DIR|HUB_ID",
                         help="shipped model name, model or experiment folder, SpeechBrain "
-                             "folder or hub id (default: sepformer-synth-2spk)")
+                             "folder or hub id (default: sudormrf-tts-2spk)")
     parser.add_argument("--out-dir", default=None, metavar="DIR",
                         help="folder for the outputs, created if missing (default: each "
                              "input's folder); outputs are <stem>_s1.wav, <stem>_s2.wav, ...")

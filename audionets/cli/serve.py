@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=number(int, 0), default=8000,
                         help="port to listen on; 0 picks a free one (default: 8000)")
     parser.add_argument("--model", default=None, metavar="NAME|DIR|HUB_ID",
-                        help="separation model (default: sepformer-synth-2spk)")
+                        help="separation model (default: sudormrf-tts-2spk)")
     parser.add_argument("--classifier", default=None, metavar="NAME|DIR|HUB_ID",
                         help="classification model (default: cnn-synth-events)")
     parser.add_argument("--max-upload-mb", type=number(float, 0, inclusive=False), default=50.0,

@@ -3,7 +3,7 @@
 ::
 
     from audionets import Separator
-    sep = Separator.from_pretrained("sepformer-synth-2spk")
+    sep = Separator.from_pretrained("sudormrf-tts-2spk")
     est = sep.separate_batch(mix)                 # [B, T] at sep.sample_rate -> [B, T, S]
     paths = sep.separate_file("meeting.flac")     # -> [meeting_s1.wav, meeting_s2.wav]
 
@@ -35,7 +35,7 @@ from audionets.tasks import SeparationTask
 from audionets.utils import prepare_out_dir, progress_bar, resolve_device
 
 #: Shipped model used when no model is named.
-DEFAULT_SEPARATOR = "sepformer-synth-2spk"
+DEFAULT_SEPARATOR = "sudormrf-tts-2spk"
 #: Chunk lengths (seconds) separate_file / separate_long accept: shorter chunks would take
 #: hours of per-chunk overhead (0.0001 s: 878 samples in 120 s), longer ones unbounded memory.
 MIN_CHUNK_SECONDS, MAX_CHUNK_SECONDS = 0.25, 3600.0
