@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,29 @@ def run_worker(script: str, variant: str, worker_argv: list[str],
         raise SystemExit(f"{variant} worker failed (exit {result.returncode}):\n"
                          f"{result.stderr[-3000:]}")
     return json.loads(lines[-1])
+
+
+def run_rounds(script: str, variants: list[str] | tuple[str, ...], folder: Path, seconds: float,
+               args: argparse.Namespace) -> tuple[dict[str, dict], dict[str, float]]:
+    """Run each variant's worker ``args.rounds`` times in turn (interleaved, so a change in the
+    machine's load hits all alike) on a ``seconds`` long input. Returns each variant's last
+    report, with its saved ``"output"`` tensor, and its median over all timed calls."""
+    reports: dict[str, dict] = {}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(args.rounds):
+        for variant in variants:
+            output = folder / f"out-{variant}-{seconds}.pt"
+            reports[variant] = run_worker(script, variant, [
+                "--folder", str(folder), "--seconds", str(seconds), "--output", str(output),
+                "--warmup", str(args.warmup), "--runs", str(args.runs),
+            ], args)
+            reports[variant]["output"] = torch.load(output, weights_only=True)
+            times[variant] += reports[variant]["times"]
+    return reports, {v: statistics.median(times[v]) for v in variants}
+
+
+def si_snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean SI-SNR (dB) of ``[B, T, S]`` outputs against ``[B, T, S]`` references."""
+    from audionets.metrics import si_snr
+
+    return si_snr(estimate.transpose(-1, -2), reference.transpose(-1, -2)).mean().item()

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _common import (add_runtime_args, describe, memory_label, peak_memory_mib, run_worker,
-                     setup_worker)
+from _common import (add_runtime_args, describe, memory_label, peak_memory_mib, run_rounds,
+                     setup_worker, si_snr_db)
 
 VARIANTS = ("ours", "ours-int8", "onnx", "onnx-int8")
 
@@ -83,12 +82,6 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"times": times, "peak_mib": peak_memory_mib(device)}))
 
 
-def si_snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    from audionets.metrics import si_snr
-
-    return si_snr(estimate.transpose(-1, -2), reference.transpose(-1, -2)).mean().item()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
@@ -122,18 +115,7 @@ def main() -> None:
         folder = Path(tmp)
         build_folder(folder, args.model, args.recipe, args.seed)
         for seconds in args.seconds:
-            reports: dict[str, dict] = {}
-            times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            for _ in range(args.rounds):
-                for variant in VARIANTS:
-                    output = folder / f"out-{variant}-{seconds}.pt"
-                    reports[variant] = run_worker(__file__, variant, [
-                        "--folder", str(folder), "--seconds", str(seconds), "--output",
-                        str(output), "--warmup", str(args.warmup), "--runs", str(args.runs),
-                    ], args)
-                    reports[variant]["output"] = torch.load(output, weights_only=True)
-                    times[variant] += reports[variant]["times"]
-            median = {v: statistics.median(times[v]) for v in VARIANTS}
+            reports, median = run_rounds(__file__, VARIANTS, folder, seconds, args)
             reference = reports["ours"]["output"]
             peak = reference.abs().max().item()
             print(f"\ninput {seconds:g} s")

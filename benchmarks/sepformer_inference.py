@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 from _common import (add_runtime_args, autocast, build_published_folder, describe, memory_label,
-                     peak_memory_mib, run_worker, setup_worker, synchronize)
+                     peak_memory_mib, run_rounds, setup_worker, si_snr_db, synchronize)
 
 VARIANTS = ("speechbrain", "ours", "ours-int8", "onnx", "onnx-int8")
 
@@ -89,12 +88,6 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"times": times, "peak_mib": peak_memory_mib(device)}))
 
 
-def si_snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    from audionets.metrics import si_snr
-
-    return si_snr(estimate.transpose(-1, -2), reference.transpose(-1, -2)).mean().item()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, nargs="+", default=[4.0, 16.0])
@@ -133,18 +126,7 @@ def main() -> None:
             print(f"ONNX export (once, dynamic axes, checked against PyTorch): "
                   f"{time.perf_counter() - start:.0f} s")
         for seconds in args.seconds:
-            reports: dict[str, dict] = {}
-            times: dict[str, list[float]] = {v: [] for v in variants}
-            for _ in range(args.rounds):
-                for variant in variants:
-                    output = folder / f"out-{variant}-{seconds}.pt"
-                    reports[variant] = run_worker(__file__, variant, [
-                        "--folder", str(folder), "--seconds", str(seconds), "--output",
-                        str(output), "--warmup", str(args.warmup), "--runs", str(args.runs),
-                    ], args)
-                    reports[variant]["output"] = torch.load(output, weights_only=True)
-                    times[variant] += reports[variant]["times"]
-            median = {v: statistics.median(times[v]) for v in variants}
+            reports, median = run_rounds(__file__, variants, folder, seconds, args)
             reference = reports["speechbrain"]["output"]
             peak = reference.abs().max().item()
             print(f"\ninput {seconds:g} s")
