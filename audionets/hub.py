@@ -121,10 +121,7 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def build_from_config(config: dict[str, Any], where: str) -> nn.Module:
     """Build (without weights) the model of ``config["model"]``; CheckpointError if impossible."""
-    import audionets.models  # noqa: F401  (registers the models)
-    from audionets.registry import MODELS
-
-    from audionets.models import build_model
+    from audionets.models import build_model  # (importing the package registers the models)
 
     try:
         return build_model(config["model"])
