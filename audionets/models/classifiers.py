@@ -110,6 +110,7 @@ class _ConvClassifier(nn.Module):
 
     def __init__(
         self,
+        *,
         frontend: dict[str, Any],
         num_classes: int,
         sample_rate: int,
@@ -211,9 +212,11 @@ class TimeDomainCNN(_ConvClassifier):
         pooling: str = "mean",
     ) -> None:
         super().__init__(
-            frontend if frontend is not None else {"name": "waveform"}, num_classes,
-            sample_rate, channels, kernel_sizes, strides, pool, groups, batch_norm, residual,
-            dropout, activation, input_norm, pooling,
+            frontend=frontend if frontend is not None else {"name": "waveform"},
+            num_classes=num_classes, sample_rate=sample_rate, channels=channels,
+            kernel_sizes=kernel_sizes, strides=strides, pool=pool, groups=groups,
+            batch_norm=batch_norm, residual=residual, dropout=dropout, activation=activation,
+            input_norm=input_norm, pooling=pooling,
         )
 
 
@@ -249,9 +252,11 @@ class TimeFrequencyCNN(_ConvClassifier):
         pooling: str = "mean",
     ) -> None:
         super().__init__(
-            frontend if frontend is not None else {"name": "logmel"}, num_classes, sample_rate,
-            channels, kernel_sizes, strides, pool, groups, batch_norm, residual, dropout,
-            activation, input_norm, pooling,
+            frontend=frontend if frontend is not None else {"name": "logmel"},
+            num_classes=num_classes, sample_rate=sample_rate, channels=channels,
+            kernel_sizes=kernel_sizes, strides=strides, pool=pool, groups=groups,
+            batch_norm=batch_norm, residual=residual, dropout=dropout, activation=activation,
+            input_norm=input_norm, pooling=pooling,
         )
 
 
