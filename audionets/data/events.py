@@ -130,15 +130,16 @@ def _square(t, sr, rng):
 def _square_wave(t, sr, rng):
     """A square wave as synthesisers write it: odd harmonics in phase (a peak-to-RMS ratio
     near 1, where :func:`_square`'s random phases give 2-3). A third the naive ``sign(sin)``
-    with the aliasing that brings, the others band-limited: half of those to ``sr``'s Nyquist,
-    half to that of 8 or 11.025 kHz (``sox`` writes a square at such a rate band-limited,
-    and the file, read at ``sr``, has nothing above the low rate's Nyquist)."""
+    with the aliasing that brings, the others band-limited below 0.45 of a rate: half of those
+    of ``sr``, half of 8 or 11.025 kHz (``sox`` writes a square at such a rate with the
+    harmonics below 0.45 of it: its 300 Hz square at 8 kHz ends at the 11th harmonic, 3.3 kHz;
+    the file, read at ``sr``, has nothing above that)."""
     f0 = _carrier(rng, sr, 100.0, 800.0)
     phase = 2 * np.pi * f0 * t + rng.uniform(0, 2 * np.pi)
     kind = rng.integers(3)
     if kind == 0:
         return np.sign(np.sin(phase))
-    top = 0.45 * sr if kind == 1 else min(0.5 * float(rng.choice([8000, 11025])), 0.45 * sr)
+    top = 0.45 * (sr if kind == 1 else min(float(rng.choice([8000, 11025])), sr))
     ks = np.arange(1, int(top / f0) + 1, 2, dtype=float)
     return np.sum([np.sin(k * phase) / k for k in ks], axis=0)
 
