@@ -364,3 +364,35 @@ def test_int8_export_checks_float32_then_writes_only_the_int8_folder(exported, t
     assert yaml.safe_load((out / "config.yaml").read_text())["export"]["precision"] == "int8"
     runtime, meta = load_exported(out)
     assert meta.labels == LABELS and tuple(runtime(torch.randn(2, 4321)).shape) == (2, 3)
+
+
+def test_export_average_with_writes_the_mean_of_the_weights(tmp_path, tmp_path_factory, capsys):
+    # two runs of one tiny classifier (different seeds) -> their element-wise mean, BatchNorm
+    # statistics included; another architecture is refused in one line
+    first, first_folder = _tiny("td_cnn", "classification", tmp_path_factory)
+    second = MODELS.build(CLASSIFIERS["td_cnn"][0], **dict(CLASSIFIERS["td_cnn"][1],
+                          num_classes=len(LABELS), sample_rate=RATE)).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for tensor in second.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(torch.rand_like(tensor))
+    second_folder = tmp_path / "second"
+    hub.save_pretrained(second, hub.load_model(first_folder)[1], second_folder)
+    out = tmp_path / "mean"
+    assert main(["export", str(first_folder), str(out), "--average-with",
+                 str(second_folder)]) == 0
+    mean = hub.load_model(out)[0].state_dict()
+    for key, value in first.state_dict().items():
+        if value.is_floating_point():
+            expected = (value.double() + second.state_dict()[key].double()) / 2
+            torch.testing.assert_close(mean[key].double(), expected, rtol=0, atol=1e-6)
+        else:
+            assert torch.equal(mean[key], value)
+    other_folder = _tiny("tf_cnn", "classification", tmp_path_factory)[1]
+    capsys.readouterr()
+    assert main(["export", str(first_folder), str(tmp_path / "bad"), "--average-with",
+                 str(other_folder)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(other_folder) in err and "model config" in err
+    assert not (tmp_path / "bad" / "model.safetensors").exists()

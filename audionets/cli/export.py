@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="int8: onnxruntime dynamic quantization of the ONNX graph "
                              "(--format onnx only); default float32")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    parser.add_argument("--average-with", metavar="SOURCE", action="append", default=[],
+                        help="export the element-wise mean of SOURCE's weights and these "
+                             "(repeatable; same model config and labels): checkpoint averaging")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"{out}: already holds {' and '.join(existing)}; pass --overwrite or "
                           "choose another folder")
     model, meta = hub.load_model(args.experiment)
+    if args.average_with:
+        _average_into(model, meta, args.experiment, args.average_with)
     config = dict(meta.config)
     # keep what describes the model, drop training-only sections
     meta.config = {k: config[k] for k in ("task", "sample_rate", "model", "labels", "data", "loss")
@@ -67,7 +72,28 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
         export_model(model, meta, out, args.format, args.precision)
     params = sum(p.numel() for p in model.parameters())
+    sources = " + ".join([str(meta.source), *args.average_with])
     print(f"audionets export: {meta.config['model']['name']} ({params:,} parameters) from "
-          f"{meta.source} -> {out} ({args.format}"
+          f"{'the mean of ' if args.average_with else ''}{sources} -> {out} ({args.format}"
           f"{', int8' if args.precision == 'int8' else ''})")
     return 0
+
+
+def _average_into(model, meta, source: str, others: list[str]) -> None:
+    """Load ``others`` and put the mean of their and ``model``'s weights into ``model``."""
+    from audionets import hub
+    from audionets.errors import ConfigError
+    from audionets.serialization.weights import average_weights
+
+    states, names = [model.state_dict()], [source]
+    for other in others:
+        other_model, other_meta = hub.load_model(other)
+        for what, mine, theirs in (("model config", meta.config.get("model"),
+                                    other_meta.config.get("model")),
+                                   ("labels", meta.labels, other_meta.labels)):
+            if theirs != mine:
+                raise ConfigError(f"{other}: its {what} differs from {source}'s; "
+                                  "--average-with takes runs of one model and label set")
+        states.append(other_model.state_dict())
+        names.append(other)
+    model.load_state_dict(average_weights(states, names))

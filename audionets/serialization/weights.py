@@ -43,3 +43,33 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -
         raise CheckpointError(f"{where}: unexpected weight {extra[0]!r}; the weights do not match "
                               "the model config")
     model.load_state_dict(state)
+
+
+def average_weights(states: list[dict[str, torch.Tensor]],
+                    names: list[str]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of state dicts of one architecture (checkpoint averaging, a
+    "model soup": Wortsman et al., 2022), computed in float64 and cast back.
+
+    Floating-point entries, BatchNorm running statistics included, are averaged; integer
+    entries (BatchNorm's ``num_batches_tracked``) are taken from the first. ``names[i]`` names
+    ``states[i]`` in errors.
+
+    Raises:
+        CheckpointError: naming the source and the first key that is missing or has another
+            shape than in the first state.
+    """
+    first = states[0]
+    for state, name in zip(states[1:], names[1:]):
+        for key, value in first.items():
+            if key not in state or tuple(state[key].shape) != tuple(value.shape):
+                raise CheckpointError(
+                    f"{name}: weight {key!r} is missing or has another shape than in "
+                    f"{names[0]}; only weights of one architecture can be averaged")
+    out = {}
+    for key, value in first.items():
+        if value.is_floating_point():
+            total = sum(state[key].double() for state in states)
+            out[key] = (total / len(states)).to(value.dtype)
+        else:
+            out[key] = value.clone()
+    return out
