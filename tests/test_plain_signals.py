@@ -1,11 +1,13 @@
-"""The "plain signals" test set of recipes/synth_events/make_plain_set.py: sox-made files at the
+"""The "plain signals" sets of recipes/synth_events/make_plain_set.py: sox-made files at the
 documented levels, lengths and rates, read back as a manifest_classification set."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +25,25 @@ pytestmark = pytest.mark.skipif(shutil.which("sox") is None,
 def _script():
     spec = importlib.util.spec_from_file_location("make_plain_set", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
 
-def test_plain_set_files_have_their_level_length_rate_and_signal(tmp_path):
+@pytest.mark.parametrize("split", ["test", "valid"])
+def test_plain_set_files_have_their_level_length_rate_and_signal(split, tmp_path):
     plain = _script()
-    count = plain.write_plain_set(tmp_path, levels=(-30.0, 0.0), lengths=(0.2, 1.0))
-    assert count == 4 * len(plain.SIGNALS)
+    grid = dataclasses.replace(plain.SPLITS[split], levels_dbfs=(-30.0, 0.0),
+                               lengths_s=(0.2, 1.0))
+    count = plain.write_plain_set(tmp_path, split, grid)
+    assert count == 4 * len(grid.signals)
     assert (tmp_path / "labels.txt").read_text().split() == list(EVENT_CLASSES)
-    with open(tmp_path / "test.csv", newline="") as handle:
+    with open(tmp_path / f"{split}.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == count
     for row in rows:
         wav, rate = sf.read(tmp_path / row["path"])
-        assert rate in plain.RATES
+        assert rate in grid.rates
         assert len(wav) == round(float(row["duration"]) * rate)
         level = float(row["id"].split("-peak")[1].split("dB")[0])
         assert 20 * np.log10(np.abs(wav).max()) == pytest.approx(level, abs=0.1)
@@ -53,7 +59,18 @@ def test_plain_set_files_have_their_level_length_rate_and_signal(tmp_path):
                                    weights=np.abs(np.fft.rfft(part))) for part in
                         (wav[:half], wav[half:2 * half])]
             assert (centroid[1] > centroid[0]) == (row["category"] == "chirp_up")
-    data = ManifestClassification(str(tmp_path), split="test", sample_rate=16000)
+    data = ManifestClassification(str(tmp_path), split=split, sample_rate=16000)
     assert data.labels == list(EVENT_CLASSES) and len(data) == count
     item = data[0]
     assert item["wav"].ndim == 1 and int(item["label"]) == int(rows[0]["label"])
+
+
+def test_plain_valid_set_shares_no_signal_or_level_with_the_test_set():
+    # choosing a model on valid says nothing about test only if no file could be in both
+    splits = _script().SPLITS
+    test, valid = splits["test"], splits["valid"]
+    assert not set(test.levels_dbfs) & set(valid.levels_dbfs)
+    assert not set(test.lengths_s) & set(valid.lengths_s)
+    for category, variants in test.signals.items():
+        if "noise" not in category:
+            assert not set(variants) & set(valid.signals[category])
