@@ -31,7 +31,7 @@ def test_shipped_separator_separates_unseen_talkers():
 
 def test_default_separator_separates_held_out_synthesized_voices():
     # the four mixtures `audionets demo` ships: voices whose languages and variants the model
-    # never heard; the card gives 10.4 / 4.9 / 11.1 / 2.1 dB, and 8.06 dB over 300 such mixtures
+    # never heard; the card gives 11.2 / 5.2 / 11.5 / 6.2 dB, and 8.95 dB over 300 such mixtures
     from audionets.cli.demo import speech_mixture
 
     separator = Separator.from_pretrained()
