@@ -93,7 +93,7 @@ class GlobalNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if exporting():  # onnxruntime's one-pass float32 sums drift on long inputs
-            return global_normalize(x, self.eps) * self.weight + self.bias
+            return global_normalize(x, self.eps, self.weight, self.bias)
         return F.layer_norm(x, x.shape[1:], eps=self.eps) * self.weight + self.bias
 
 

@@ -40,7 +40,7 @@ class GlobalLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if exporting():  # onnxruntime's one-pass float32 sums drift on long inputs
             norm = self.norm
-            return global_normalize(x, norm.eps) * norm.weight[:, None] + norm.bias[:, None]
+            return global_normalize(x, norm.eps, norm.weight[:, None], norm.bias[:, None])
         return self.norm(x)
 
 
