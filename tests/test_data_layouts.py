@@ -20,6 +20,7 @@ import audionets.data.wham  # noqa: F401
 import audionets.data.wsj0mix as wsj0mix
 from audionets.cli import main
 from audionets.data.layouts import fold_splits
+from audionets.data.transforms import set_peak_db, time_shift
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 from tests import fake_layouts as fake
@@ -157,6 +158,34 @@ def test_urbansound8k_folds_labels_and_mono_resampling(us8k_root):
                                                                abs=2.5)
     with pytest.raises(ConfigError, match="metadata/UrbanSound8K.csv"):
         DATASETS.build("urbansound8k", split="train", root=str(us8k_root / "audio"))
+
+
+@pytest.mark.parametrize("name", ["esc50", "urbansound8k"])
+def test_clip_layouts_augment_train_only(name, esc50_root, us8k_root):
+    root = {"esc50": esc50_root, "urbansound8k": us8k_root}[name]
+
+    def build(split, augment):
+        return DATASETS.build(name, split=split, root=str(root), sample_rate=8000,
+                              segment_seconds=None, augment=augment)
+
+    augment = {"peak_db": [-30.0, -30.0], "shift_max": 0.05}
+    train, plain = build("train", augment), build("train", None)
+    torch.manual_seed(0)
+    shifts = set()
+    for i in range(4):
+        x, y = plain[i]["wav"], train[i]["wav"]
+        assert y.shape == x.shape
+        assert float(y.abs().max()) == pytest.approx(10 ** (-30 / 20), rel=1e-4)
+        # y is x moved by at most 0.05 s (400 samples), zeros filling, scaled to -30 dBFS
+        matches = [k for k in range(-400, 401)
+                   if torch.allclose(y, set_peak_db(time_shift(x, k), -30.0), atol=1e-6)]
+        assert matches, f"{name} item {i}: not a shift of the plain clip"
+        shifts.add(matches[0])
+    assert len(shifts) > 1  # a new shift per access
+    for split in ("valid", "test"):
+        augmented, reference = build(split, augment), build(split, None)
+        assert all(torch.equal(augmented[i]["wav"], reference[i]["wav"])
+                   for i in range(len(reference)))
 
 
 # ----------------------------------------------------------------------------- Speech Commands

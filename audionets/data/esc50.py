@@ -10,6 +10,8 @@ Splits for ``test_fold=K`` (default 5): ``test`` is fold K, ``valid`` the fold b
 test 5. The ESC-50 protocol is 5-fold cross-validation: run ``test_fold`` = 1..5 and average.
 ``labels`` are the 50 categories ordered by their ``target`` number. ``subset="esc10"`` keeps
 the 400 clips of the ESC-10 subset (column ``esc10``), labelled 0..9 in ``target`` order.
+In ``train``, ``augment`` (a :class:`~audionets.data.augment.WaveAugment` config) changes each
+clip before it is cropped (see :class:`~audionets.data.layouts.ClipDataset`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class ESC50(ClipDataset):
         segment_seconds: crop/pad every clip to this length; None keeps the full clip.
         test_fold: the fold held out for testing (1..5); valid is the fold before it.
         subset: ``"esc50"`` (all clips) or ``"esc10"`` (the 10-class ESC-10 subset).
+        augment: train only: a :class:`~audionets.data.augment.WaveAugment` config (time
+            shift, level, speed, ...) applied to each clip; None: no augmentation.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class ESC50(ClipDataset):
         segment_seconds: float | None = 5.0,
         test_fold: int = 5,
         subset: str = "esc50",
+        augment: dict | None = None,
     ) -> None:
         check_choice("data.subset", subset, ("esc50", "esc10"))
         root_path = root_dir(root, GET)
@@ -63,7 +68,8 @@ class ESC50(ClipDataset):
         clips = [Clip(audio_dir / row["filename"], label_of[int(row["target"])],
                       Path(row["filename"]).stem)
                  for row in rows if int(row["fold"]) in folds]
-        super().__init__(clips, [names[t] for t in targets], split, sample_rate, segment_seconds)
+        super().__init__(clips, [names[t] for t in targets], split, sample_rate, segment_seconds,
+                         augment)
         self.test_fold = test_fold
 
 

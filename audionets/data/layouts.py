@@ -7,7 +7,8 @@
   or manifest names is there, so a gap in a download fails at once and not hours into training.
 - :func:`root_dir`, :func:`check_split` validate arguments;
   :func:`fold_splits` maps a test fold to the train/valid/test folds of K-fold layouts.
-- :class:`ClipDataset` is a classification dataset over a list of ``(path, label, id)`` clips.
+- :class:`ClipDataset` is a classification dataset over a list of ``(path, label, id)`` clips,
+  with the train split's ``augment`` (:mod:`audionets.data.augment`).
 - :class:`FileMixtureDataset` is a separation dataset over ``(mix path, source paths, id)``.
 - :func:`mix_utterances` builds a WSJ0-2mix style mixture from single-speaker utterances (used
   by dynamic mixing and by the espeak-ng ``tts_mix`` set).
@@ -27,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from audionets import audio
+from audionets.data.augment import build_augment
 from audionets.data.transforms import active_rms, apply_gain_db, crop_or_pad, segment_length
 from audionets.errors import ConfigError
 
@@ -119,7 +121,10 @@ class Clip:
 class ClipDataset(Dataset):
     """Classification items ``{"wav": [T], "label": int64, "id": str}`` from a list of clips.
 
-    With ``segment_seconds`` every item has exactly that many samples: a random crop in
+    In ``train``, each clip read is first changed by ``augment`` (a
+    :class:`~audionets.data.augment.WaveAugment` config: speed, time shift, level, ...; None:
+    no augmentation; ignored in ``valid``/``test``, so that they score the clips as they are).
+    With ``segment_seconds`` every item then has exactly that many samples: a random crop in
     ``train``, a deterministic crop (the start) in ``valid``/``test``, zero padding when short.
     """
 
@@ -130,12 +135,14 @@ class ClipDataset(Dataset):
         split: str,
         sample_rate: int,
         segment_seconds: float | None,
+        augment: dict | None = None,
     ) -> None:
         self.clips = clips
         self.labels = labels
         self.split = check_split(split)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
+        self.augment = build_augment(augment, self.sample_rate) if split == "train" else None
         check_files_exist(self.audio_files(), self.split)
 
     def __len__(self) -> int:
@@ -146,8 +153,9 @@ class ClipDataset(Dataset):
         return (clip.path for clip in self.clips)
 
     def load_clip(self, index: int) -> torch.Tensor:
-        """The waveform ``[T]`` of clip ``index`` before any cropping."""
-        return load_mono(self.clips[index].path, self.sample_rate)
+        """The waveform ``[T]`` of clip ``index`` before any cropping (augmented in train)."""
+        wav = load_mono(self.clips[index].path, self.sample_rate)
+        return wav if self.augment is None else self.augment(wav)
 
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import torch
 
-from audionets.data.augment import build_augment
 from audionets.data.layouts import (
     Clip, ClipDataset, load_mono, require, root_dir, uniform,
 )
@@ -118,9 +117,8 @@ class SpeechCommands(ClipDataset):
             labels = [*TARGET_WORDS, UNKNOWN, SILENCE]
             clips = self._twelve_class_clips(files, labels, split, silence_fraction,
                                              unknown_fraction)
-        super().__init__(clips, labels, split, sample_rate, segment_seconds)
+        super().__init__(clips, labels, split, sample_rate, segment_seconds, augment)
         self.task = task
-        self.augment = build_augment(augment, self.sample_rate) if split == "train" else None
         self._noise_cache: dict[int, torch.Tensor] = {}
 
     def _twelve_class_clips(
@@ -160,9 +158,7 @@ class SpeechCommands(ClipDataset):
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         if clip.path == _SILENCE_PATH:
             return self._noise(generator, length) * uniform(0.0, 1.0, generator)
-        wav = super().load_clip(index)
-        if self.augment is not None:
-            wav = self.augment(wav)
+        wav = super().load_clip(index)  # augmented in train
         if self.split == "train" and float(torch.rand(())) < self.noise_prob:
             noise = self._noise(None, wav.shape[-1])
             wav = mix_at_snr(wav, noise, uniform(*self.noise_snr_db, None))

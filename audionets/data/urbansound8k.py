@@ -10,6 +10,8 @@ The official protocol is 10-fold cross-validation on the predefined folds (never
 because slices of one recording share a fold). Its folds have no validation part, so for
 ``test_fold=K`` (default 10) we hold out the fold before K (fold 1 wraps to 10) for model
 selection and train on the other eight. ``labels`` are the 10 classes ordered by ``classID``.
+In ``train``, ``augment`` (a :class:`~audionets.data.augment.WaveAugment` config) changes each
+clip before it is cropped or padded (see :class:`~audionets.data.layouts.ClipDataset`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class UrbanSound8K(ClipDataset):
         segment_seconds: crop/pad every clip to this length (4.0 covers every clip); None
             keeps the clip's own length.
         test_fold: the fold held out for testing (1..10); valid is the fold before it.
+        augment: train only: a :class:`~audionets.data.augment.WaveAugment` config (time
+            shift, level, speed, ...) applied to each clip; None: no augmentation.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class UrbanSound8K(ClipDataset):
         sample_rate: int = 16000,
         segment_seconds: float | None = 4.0,
         test_fold: int = 10,
+        augment: dict | None = None,
     ) -> None:
         root_path = root_dir(root, GET)
         meta = require(root_path / "metadata" / "UrbanSound8K.csv", root_path, GET)
@@ -71,5 +76,5 @@ class UrbanSound8K(ClipDataset):
         if sorted(names) != list(range(len(names))):
             raise ConfigError(f"{meta}: classID values are not 0..N-1")
         super().__init__(clips, [names[c] for c in range(len(names))], split, sample_rate,
-                         segment_seconds)
+                         segment_seconds, augment)
         self.test_fold = test_fold
