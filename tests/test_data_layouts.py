@@ -20,6 +20,7 @@ import audionets.data.wham  # noqa: F401
 import audionets.data.wsj0mix as wsj0mix
 from audionets.cli import main
 from audionets.data.layouts import fold_splits
+from audionets.data.manifest import write_csv
 from audionets.data.transforms import set_peak_db, time_shift
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
@@ -39,6 +40,18 @@ def esc50_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def us8k_root(tmp_path_factory):
     return fake.make_urbansound8k(tmp_path_factory.mktemp("us8k"), num_classes=3)
+
+
+@pytest.fixture(scope="module")
+def manifest_root(esc50_root, tmp_path_factory):
+    """A manifest_classification folder listing the ESC-50 fixture's clips in every split."""
+    root = tmp_path_factory.mktemp("manifest")
+    files = sorted((esc50_root / "audio").glob("*.wav"))
+    rows = [[path.stem, str(path), i % 4] for i, path in enumerate(files)]
+    for split in ("train", "valid", "test"):
+        write_csv(root / f"{split}.csv", ["id", "path", "label"], rows)
+    (root / "labels.txt").write_text("a\nb\nc\nd\n")
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +173,10 @@ def test_urbansound8k_folds_labels_and_mono_resampling(us8k_root):
         DATASETS.build("urbansound8k", split="train", root=str(us8k_root / "audio"))
 
 
-@pytest.mark.parametrize("name", ["esc50", "urbansound8k"])
-def test_clip_layouts_augment_train_only(name, esc50_root, us8k_root):
-    root = {"esc50": esc50_root, "urbansound8k": us8k_root}[name]
+@pytest.mark.parametrize("name", ["esc50", "urbansound8k", "manifest_classification"])
+def test_clip_layouts_augment_train_only(name, esc50_root, us8k_root, manifest_root):
+    root = {"esc50": esc50_root, "urbansound8k": us8k_root,
+            "manifest_classification": manifest_root}[name]
 
     def build(split, augment):
         return DATASETS.build(name, split=split, root=str(root), sample_rate=8000,

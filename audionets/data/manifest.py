@@ -169,11 +169,13 @@ class ManifestClassification(ClipDataset):
         segment_seconds: item length, or None for full-length clips.
         labels: class names in label order; default ``labels.txt`` or the CSV's categories.
         csv: the CSV's file name inside ``root`` instead of ``<split>.csv``.
+        augment: train only: a :class:`~audionets.data.augment.WaveAugment` config (time
+            shift, level, speed, ...) applied to each clip; None: no augmentation.
     """
 
     def __init__(self, root: str, split: str = "train", sample_rate: int = 16000,
                  segment_seconds: float | None = None, labels: list[str] | None = None,
-                 csv: str | None = None) -> None:
+                 csv: str | None = None, augment: dict | None = None) -> None:
         path = _manifest_path(root, split, csv)
         rows = read_csv(path, ["id", "path", "label"])
         base = path.parent
@@ -187,7 +189,7 @@ class ManifestClassification(ClipDataset):
         if bad:
             raise ConfigError(f"data.labels: manifest {path} has label {bad[0]} but only "
                               f"{len(labels)} classes are named")
-        super().__init__(clips, labels, split, sample_rate, segment_seconds)
+        super().__init__(clips, labels, split, sample_rate, segment_seconds, augment)
 
 
 def _read_labels(base: Path, rows: list[dict[str, str]], path: Path) -> list[str]:
