@@ -83,7 +83,7 @@ def _average_into(model, meta, source: str, others: list[str]) -> None:
     """Load ``others`` and put the mean of their and ``model``'s weights into ``model``."""
     from audionets import hub
     from audionets.errors import ConfigError
-    from audionets.serialization.weights import average_weights
+    from audionets.serialization.weights import average_weights, load_weights
 
     states, names = [model.state_dict()], [source]
     for other in others:
@@ -96,4 +96,4 @@ def _average_into(model, meta, source: str, others: list[str]) -> None:
                                   "--average-with takes runs of one model and label set")
         states.append(other_model.state_dict())
         names.append(other)
-    model.load_state_dict(average_weights(states, names))
+    load_weights(model, average_weights(states, names), f"the mean of {' + '.join(names)}")
