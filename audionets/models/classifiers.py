@@ -2,7 +2,8 @@
 
 Every classifier turns the waveform into features ``[B, F, T']`` with its front-end
 (``frontend: {name: logmel, n_mels: 64, ...}``, see :mod:`audionets.frontends`), optionally
-normalises each feature channel (``input_norm``), and classifies the sequence of frames:
+normalises each feature channel (``input_norm``), in training optionally masks bands and
+spans of it (``spec_augment``), and classifies the sequence of frames:
 
 - ``td_cnn`` :class:`TimeDomainCNN`: the M5 family (Dai et al., 2017) on the raw waveform.
 - ``tf_cnn`` :class:`TimeFrequencyCNN`: frequency bins as the input channels of a Conv1d over
@@ -26,6 +27,7 @@ from audionets.nn import onnx_ops
 from audionets.nn.attention import TransformerEncoderLayer
 from audionets.nn.conv import ConvBlock1d, ConvBlock2d, per_layer
 from audionets.nn.positional import sinusoidal_encoding
+from audionets.nn.spec_augment import build_spec_augment
 from audionets.models.rnn import build_recurrent
 from audionets.registry import FRONTENDS, MODELS
 
@@ -125,6 +127,7 @@ class _ConvClassifier(nn.Module):
         activation: str,
         input_norm: str,
         pooling: str,
+        spec_augment: dict[str, Any] | None,
     ) -> None:
         super().__init__()
         _check_common(num_classes, sample_rate)
@@ -145,6 +148,7 @@ class _ConvClassifier(nn.Module):
         self.frontend = build_frontend(frontend, self.sample_rate)
         in_channels = int(self.frontend.out_channels)
         self.input_norm = build_input_norm(input_norm, in_channels)
+        self.spec_augment = build_spec_augment(spec_augment)
         blocks = []
         for i, out_channels in enumerate(channels):
             blocks.append(ConvBlock1d(
@@ -160,7 +164,7 @@ class _ConvClassifier(nn.Module):
     def embed(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> [B, D]``: the pooled features the linear head sees (D is
         ``channels[-1]``, doubled for ``pooling="stats"``)."""
-        features = self.input_norm(self.frontend(wav))
+        features = self.spec_augment(self.input_norm(self.frontend(wav)))
         return global_pool(self.blocks(features), self.pooling)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -192,6 +196,9 @@ class TimeDomainCNN(_ConvClassifier):
             output per channel (see :func:`build_input_norm`).
         pooling: global pooling over time, ``"mean"``, ``"max"`` or ``"stats"`` (mean and
             standard deviation, see :func:`global_pool`).
+        spec_augment: masks of bands and spans of the normalised features in training,
+            e.g. ``{freq_masks: 2, freq_width: 8, time_masks: 2, time_width: 10}``
+            (:mod:`audionets.nn.spec_augment`); ``None`` (the default) for none.
     """
 
     def __init__(
@@ -210,13 +217,14 @@ class TimeDomainCNN(_ConvClassifier):
         activation: str = "relu",
         input_norm: str = "none",
         pooling: str = "mean",
+        spec_augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             frontend=frontend if frontend is not None else {"name": "waveform"},
             num_classes=num_classes, sample_rate=sample_rate, channels=channels,
             kernel_sizes=kernel_sizes, strides=strides, pool=pool, groups=groups,
             batch_norm=batch_norm, residual=residual, dropout=dropout, activation=activation,
-            input_norm=input_norm, pooling=pooling,
+            input_norm=input_norm, pooling=pooling, spec_augment=spec_augment,
         )
 
 
@@ -250,13 +258,14 @@ class TimeFrequencyCNN(_ConvClassifier):
         activation: str = "relu",
         input_norm: str = "batch",
         pooling: str = "mean",
+        spec_augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             frontend=frontend if frontend is not None else {"name": "logmel"},
             num_classes=num_classes, sample_rate=sample_rate, channels=channels,
             kernel_sizes=kernel_sizes, strides=strides, pool=pool, groups=groups,
             batch_norm=batch_norm, residual=residual, dropout=dropout, activation=activation,
-            input_norm=input_norm, pooling=pooling,
+            input_norm=input_norm, pooling=pooling, spec_augment=spec_augment,
         )
 
 
@@ -276,8 +285,8 @@ class SpectrogramCNN(nn.Module):
     usual design for ESC-50 and keyword spotting: Piczak 2015, Sainath & Parada 2015).
 
     Args:
-        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm: as
-            :class:`TimeFrequencyCNN`.
+        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm,
+            spec_augment: as :class:`TimeFrequencyCNN`.
         channels: output channels of each block (its length is the depth).
         kernel_sizes: odd kernel size per block (a list or one int).
         pool: max-pooling size over both axes per block (a list or one int).
@@ -299,6 +308,7 @@ class SpectrogramCNN(nn.Module):
         activation: str = "relu",
         input_norm: str = "batch",
         pooling: str = "mean",
+        spec_augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_common(num_classes, sample_rate)
@@ -313,6 +323,7 @@ class SpectrogramCNN(nn.Module):
         self.pooling = pooling
         self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
         self.input_norm = build_input_norm(input_norm, int(self.frontend.out_channels))
+        self.spec_augment = build_spec_augment(spec_augment)
         kernel_sizes = per_layer(kernel_sizes, len(channels), "kernel_sizes")
         pools = per_layer(pool, len(channels), "pool")
         blocks, in_channels = [], 1
@@ -327,7 +338,8 @@ class SpectrogramCNN(nn.Module):
 
     def embed(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> [B, D]``: the pooled features the linear head sees."""
-        image = self.input_norm(self.frontend(wav)).unsqueeze(1)  # [B, 1, F, T']
+        features = self.spec_augment(self.input_norm(self.frontend(wav)))
+        image = features.unsqueeze(1)  # [B, 1, F, T']
         return global_pool(self.blocks(image).mean(dim=2), self.pooling)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -356,8 +368,8 @@ class RecurrentClassifier(nn.Module):
     frames.
 
     Args:
-        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm: as
-            :class:`TimeFrequencyCNN`.
+        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm,
+            spec_augment: as :class:`TimeFrequencyCNN`.
         cell: ``"rnn"``, ``"mgu"`` (see :mod:`audionets.models.rnn`), ``"gru"`` or ``"lstm"``.
         hidden_size: units per direction and layer.
         num_layers: stacked recurrent layers.
@@ -378,6 +390,7 @@ class RecurrentClassifier(nn.Module):
         pooling: str = "mean",
         dropout: float = 0.1,
         input_norm: str = "batch",
+        spec_augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_common(num_classes, sample_rate)
@@ -391,6 +404,7 @@ class RecurrentClassifier(nn.Module):
         self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
         features = int(self.frontend.out_channels)
         self.input_norm = build_input_norm(input_norm, features)
+        self.spec_augment = build_spec_augment(spec_augment)
         self.rnn = build_recurrent(
             cell, features, hidden_size, num_layers, self.bidirectional, dropout
         )
@@ -399,7 +413,8 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
-        frames = self.input_norm(self.frontend(wav)).transpose(1, 2)  # [B, T', F]
+        features = self.spec_augment(self.input_norm(self.frontend(wav)))
+        frames = features.transpose(1, 2)  # [B, T', F]
         if not torch.jit.is_scripting():
             if onnx_ops.exporting_onnx() and onnx_ops.supports(self.rnn):  # any frame count
                 return self._classify(onnx_ops.recurrent(self.rnn, frames))
@@ -422,8 +437,8 @@ class AttentionClassifier(nn.Module):
     ``-> logits[B, C]``.
 
     Args:
-        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm: as
-            :class:`TimeFrequencyCNN`.
+        num_classes, sample_rate, frontend (default ``{name: logmel}``), input_norm,
+            spec_augment: as :class:`TimeFrequencyCNN`.
         d_model: model width; num_heads must divide it.
         num_heads: attention heads.
         num_layers: transformer layers.
@@ -451,6 +466,7 @@ class AttentionClassifier(nn.Module):
         max_frames: int = 1024,
         pooling: str = "cls",
         input_norm: str = "batch",
+        spec_augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_common(num_classes, sample_rate)
@@ -478,6 +494,7 @@ class AttentionClassifier(nn.Module):
         self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
         features = int(self.frontend.out_channels)
         self.input_norm = build_input_norm(input_norm, features)
+        self.spec_augment = build_spec_augment(spec_augment)
         self.proj = nn.Linear(features, d_model)
         # None when unused (not in the state dict), so that TorchScript drops their branches
         self.position: nn.Parameter | None = None
@@ -497,7 +514,8 @@ class AttentionClassifier(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
-        x = self.proj(self.input_norm(self.frontend(wav)).transpose(1, 2))  # [B, T', d]
+        features = self.spec_augment(self.input_norm(self.frontend(wav)))
+        x = self.proj(features.transpose(1, 2))  # [B, T', d]
         frames = x.shape[1]
         if self.positional == "sinusoidal":
             x = x + sinusoidal_encoding(frames, x.shape[-1], device=x.device, dtype=x.dtype)
