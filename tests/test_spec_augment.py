@@ -19,7 +19,7 @@ TINY = {
 }
 
 
-def _masked(features: torch.Tensor, masked: torch.Tensor):
+def _masked(masked: torch.Tensor):
     """Per example: which feature rows and which frames are all zero after masking."""
     zero = masked == 0
     return zero.all(dim=2), zero.all(dim=1)  # rows [B, F], frames [B, T]
@@ -33,7 +33,7 @@ def test_masks_whole_bands_and_spans_within_their_widths_per_example():
     assert masked.shape == features.shape
     kept = masked != 0
     torch.testing.assert_close(masked[kept], features[kept])  # the rest is untouched
-    rows, frames = _masked(features, masked)
+    rows, frames = _masked(masked)
     zeros = ~kept
     # every zero lies in a fully masked row or a fully masked frame
     assert bool((zeros <= (rows[:, :, None] | frames[:, None, :])).all())
