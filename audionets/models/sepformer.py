@@ -504,6 +504,11 @@ class SepFormer(nn.Module):
             stride=architecture.decoder_stride or self.encoder.stride,
         )
 
+    @property
+    def hop_length(self) -> int:
+        """Samples between encoder frames (the encoder stride)."""
+        return self.encoder.stride
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """``mix [B, T] -> sources [B, S, T]``."""
         if mix.dim() != 2:

@@ -182,6 +182,11 @@ class SuDoRMRF(nn.Module):
         self.decoder = nn.ConvTranspose1d(encoder_channels, 1, encoder_kernel_size, stride=stride,
                                           bias=False)
 
+    @property
+    def hop_length(self) -> int:
+        """Samples between encoder frames (the encoder stride)."""
+        return self.stride
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """``mix [B, T] -> sources [B, S, T]``."""
         if mix.dim() != 2:
