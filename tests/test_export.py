@@ -396,3 +396,15 @@ def test_export_average_with_writes_the_mean_of_the_weights(tmp_path, tmp_path_f
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(other_folder) in err and "model config" in err
     assert not (tmp_path / "bad" / "model.safetensors").exists()
+
+
+def test_an_onnx_folder_averages_shifted_passes_like_the_pytorch_model(shipped_onnx):
+    """The encoder hop of an exported model comes from the architecture in its config."""
+    _, folder = shipped_onnx
+    mix = torch.randn(1, 4000, generator=torch.Generator().manual_seed(1)) * 0.1
+    onnx = Separator.from_pretrained(folder, shifts=2)
+    torch_sep = Separator.from_pretrained(SHIPPED_SEPARATOR, shifts=2)
+    assert onnx.offsets == torch_sep.offsets == [0, torch_sep.model.hop_length // 2]
+    expected = torch_sep.separate_batch(mix)
+    got = onnx.separate_batch(mix)
+    assert float((got - expected).abs().max()) <= 1e-4 * float(expected.abs().max())

@@ -333,3 +333,94 @@ def test_cli_raw_scale_keeps_the_model_level(model_folder, tmp_path):
         torch.testing.assert_close(raw_out, raw[0, k], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(fitted_out, fit_to_mixture(raw, mix[None])[0, k],
                                    atol=1e-5, rtol=1e-4)
+
+
+class OrderByParity(nn.Module):
+    """A shift-equivariant 'separator' (pointwise sources ``x`` and ``x**2 - 1``) that returns
+    them swapped and sign-flipped for odd input lengths, as a real model may order its sources
+    differently from pass to pass."""
+
+    num_sources, hop_length = 2, 2
+
+    def forward(self, mix):
+        sources = torch.stack([mix, mix.pow(2) - 1], dim=1)
+        return -sources.flip(1) if mix.shape[-1] % 2 else sources
+
+
+def test_shifted_passes_are_lined_up_before_they_are_averaged():
+    """hop 2, shifts 2: the second pass sees the input one sample later (odd length), so its
+    sources come swapped and flipped; lined up, every pass is the same and so is the mean."""
+    mix = torch.randn(3, 1000)
+    sep = Separator(OrderByParity(), RATE, rescale=False, shifts=2)
+    assert sep.offsets == [0, 1]
+    expected = torch.stack([mix, mix.pow(2) - 1], dim=-1)
+    torch.testing.assert_close(sep.separate_batch(mix), expected)
+
+
+def test_shifts_average_the_passes_over_the_delayed_input():
+    torch.manual_seed(0)
+    model = MODELS.build("sudormrf", encoder_kernel_size=16, encoder_stride=8,
+                         encoder_channels=16, channels=8, hidden_channels=16, num_blocks=1, depth=2)
+    model.eval()
+    mix = torch.randn(1, 2000) * 0.1
+    sep = Separator(model, RATE, rescale=False, shifts=4)
+    assert sep.offsets == [0, 2, 4, 6]
+    with torch.no_grad():
+        passes = [model(torch.nn.functional.pad(mix, (k, 0)))[..., k:k + 2000]
+                  for k in sep.offsets]
+    from audionets.inference.chunking import match_sources
+
+    total = passes[0].clone()
+    for est in passes[1:]:  # the order of an untrained model's sources may change per pass
+        perm, sign = match_sources(total, est)
+        total += sign[0, :, None] * est[0, perm[0]]
+    torch.testing.assert_close(sep.separate_batch(mix), (total / 4).transpose(1, 2))
+    assert not torch.allclose(sep.separate_batch(mix), passes[0].transpose(1, 2), atol=1e-4)
+
+
+def test_shifts_apply_to_files_as_to_batches(tmp_path):
+    torch.manual_seed(0)
+    sep = Separator(MODELS.build("sepformer", **TINY), RATE, shifts=2)
+    mix = torch.randn(2400) * 0.1
+    paths = sep.separate_file(write(tmp_path / "m.wav", mix), progress=False)
+    batch = sep.separate_batch(mix[None])[0]
+    for k, path in enumerate(paths):
+        torch.testing.assert_close(read(path)[0], batch[:, k], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shifts, match", [
+    (0, "whole number >= 1"), (1.5, "whole number >= 1"), (True, "whole number >= 1"),
+    (9, r"from 1 to the model's encoder hop \(8\)"),
+])
+def test_bad_shifts_are_one_line_config_errors(shifts, match):
+    from audionets.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        Separator(MODELS.build("sepformer", **TINY), RATE, shifts=shifts)
+
+
+def test_shifts_need_a_model_with_an_encoder_hop():
+    from audionets.errors import ConfigError
+
+    class NoHop(nn.Module):
+        num_sources = 2
+
+        def forward(self, mix):
+            return torch.stack([mix, mix], 1)
+
+    assert Separator(NoHop(), RATE).offsets == [0]
+    with pytest.raises(ConfigError, match="needs a model with an encoder hop.*NoHop"):
+        Separator(NoHop(), RATE, shifts=2)
+
+
+def test_cli_shifts_writes_the_averaged_estimates(model_folder, tmp_path):
+    from audionets.cli import main
+
+    mix = torch.randn(3000) * 0.1
+    src = write(tmp_path / "m.wav", mix)
+    assert main(["separate", str(src), "--model", str(model_folder), "--out-dir",
+                 str(tmp_path / "out"), "--shifts", "2"]) == 0
+    expected = Separator.from_pretrained(model_folder, shifts=2).separate_batch(mix[None])[0]
+    for k in range(2):
+        torch.testing.assert_close(read(tmp_path / "out" / f"m_s{k + 1}.wav")[0],
+                                   expected[:, k], atol=1e-6, rtol=1e-5)

@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
     parser.add_argument("--quantize", choices=["int8"], default=None,
                         help="dynamic int8 quantization of the linear layers (CPU only)")
+    parser.add_argument("--shifts", type=number(int, 1), default=1, metavar="N",
+                        help="average N passes over the input delayed by fractions of the "
+                             "model's encoder hop: a little better (the shipped model: +0.24 dB "
+                             "SI-SNRi for 2, +0.31 for 4), N times slower (default: 1)")
     parser.add_argument("--raw-scale", action="store_true",
                         help="keep the model's own output level (default: each source is scaled "
                              "to its share of the mixture, so outputs do not clip)")
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     device = "cpu" if args.quantize and args.device == "auto" else args.device  # int8: CPU only
     separator = Separator.from_pretrained(
         args.model or DEFAULT_SEPARATOR, device=device, quantize=args.quantize,
-        rescale=not args.raw_scale,
+        rescale=not args.raw_scale, shifts=args.shifts,
     )
     if args.out_dir is not None:  # one error for a bad --out-dir, not one per file
         prepare_out_dir(args.out_dir)

@@ -57,6 +57,12 @@ class Separator:
             with a scale-invariant loss (SI-SNR) return sources at an arbitrary level, often
             louder than the mixture (peaks of 2-3 for a mixture peaking at 0.9). False keeps
             the model's raw output.
+        shifts: average the estimates of this many passes, over the input delayed by
+            ``k * hop // shifts`` samples (``k = 0 .. shifts - 1``; ``hop``: the model's
+            encoder hop, :func:`encoder_hop`). An encoder with a hop sees each sample at one
+            phase of its frames; the passes see the others, and their errors partly cancel
+            (the shipped SuDoRM-RF: +0.24 dB SI-SNRi on held-out voices for 2, +0.31 for 4).
+            Costs ``shifts`` times the compute; 1 (the default) is one plain pass.
 
     The model runs as given; :meth:`from_pretrained` on CPU also pre-packs its linear weights
     (``audionets.nn.prepack.prepack_linear_layers(model)`` does the same for a model of yours).
@@ -72,6 +78,7 @@ class Separator:
         source: str | None = None,
         config: dict | None = None,
         rescale: bool = True,
+        shifts: int = 1,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -82,6 +89,7 @@ class Separator:
         self.source = source
         self.config = config
         self.rescale = bool(rescale)
+        self.offsets = shift_offsets(shifts, model, config)
 
     @classmethod
     def from_pretrained(
@@ -128,16 +136,28 @@ class Separator:
     # -- tensors -----------------------------------------------------------------------------
 
     def _forward(self, mix: torch.Tensor) -> torch.Tensor:
-        """``[B, T] -> [B, S, T]`` on the model's device, one pass, no checks."""
+        """``[B, T] -> [B, S, T]``: the model's estimates (averaged over :attr:`offsets`),
+        rescaled, float32 on the CPU; no input checks."""
         with torch.inference_mode():
-            est = self.model(mix.to(self.device))
+            est = self._pass(mix, self.offsets[0])
+            for offset in self.offsets[1:]:  # each pass lined up with the sum so far, added
+                shifted = self._pass(mix, offset)
+                perm, sign = chunking.match_sources(est, shifted)
+                est += sign.unsqueeze(-1) * shifted[torch.arange(len(perm)).unsqueeze(1), perm]
+            est /= len(self.offsets)
+        return fit_to_mixture(est, mix.float().cpu()) if self.rescale else est
+
+    def _pass(self, mix: torch.Tensor, offset: int) -> torch.Tensor:
+        """One model pass over ``mix [B, T]`` delayed by ``offset`` zeros: ``[B, S, T]``
+        aligned with ``mix``, float32 on the CPU."""
+        length = mix.shape[-1]
+        est = self.model(torch.nn.functional.pad(mix.to(self.device), (offset, 0)))
         if est.dim() != 3 or est.shape[1] != self.num_sources:
             raise RuntimeError(f"model returned shape {tuple(est.shape)}, expected [B, S, T]")
-        length = mix.shape[-1]
+        est = est[..., offset:offset + length]
         if est.shape[-1] != length:  # guard models that do not keep the length themselves
-            est = torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
-        est = check_outputs(est.float().cpu(), self.source)
-        return fit_to_mixture(est, mix.float().cpu()) if self.rescale else est
+            est = torch.nn.functional.pad(est, (0, length - est.shape[-1]))
+        return check_outputs(est.float().cpu(), self.source)
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
         """Separate a batch ``mix [B, T]`` sampled at :attr:`sample_rate` in one pass.
@@ -269,6 +289,37 @@ class Separator:
             warnings.warn(f"{path}: input is silent (all samples are zero); wrote silent outputs",
                           UserWarning, stacklevel=2)
         return targets
+
+
+def encoder_hop(model: nn.Module, config: dict | None = None) -> int | None:
+    """Samples between the encoder frames of a separation model (its ``hop_length``), or
+    None if it has none. An exported model (ONNX, TorchScript) has the one of the
+    architecture in its ``config``."""
+    hop = getattr(model, "hop_length", None)
+    if hop is None and is_exported_model(model) and config is not None:
+        from audionets.hub import build_from_config
+
+        hop = getattr(build_from_config(config, "the exported model's config"), "hop_length", None)
+    return None if hop is None else int(hop)
+
+
+def shift_offsets(shifts: int, model: nn.Module, config: dict | None = None) -> list[int]:
+    """The delays (samples) of the ``shifts`` passes :class:`Separator` averages: spread
+    evenly over the model's encoder hop (``[0]`` for one pass, whatever the model).
+    ConfigError naming ``shifts`` for a count that is not from 1 to the hop, or for more than
+    one pass of a model without a hop."""
+    if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 1:
+        raise ConfigError(f"shifts must be a whole number >= 1; got {shifts!r}")
+    if shifts == 1:
+        return [0]
+    hop = encoder_hop(model, config)
+    if hop is None:
+        raise ConfigError(f"shifts={shifts} needs a model with an encoder hop (hop_length); "
+                          f"{type(model).__name__} has none: use shifts=1")
+    if shifts > hop:
+        raise ConfigError(f"shifts must be from 1 to the model's encoder hop ({hop}); "
+                          f"got {shifts}")
+    return [k * hop // shifts for k in range(shifts)]
 
 
 def fit_to_mixture(estimates: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
