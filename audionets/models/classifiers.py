@@ -104,7 +104,30 @@ def _check_common(num_classes: int, sample_rate: int) -> None:
                             "sample_rate")
 
 
-class _ConvClassifier(nn.Module):
+class _FeatureClassifier(nn.Module):
+    """What every classifier here starts with: ``wav[B, T] -> features[B, F, T']`` by the
+    front-end, the per-channel input norm and, in training only, the SpecAugment masks.
+
+    Subclasses build their body on :attr:`feature_channels` (``F``) and call :meth:`features`.
+    """
+
+    def __init__(self, num_classes: int, sample_rate: int, frontend: dict[str, Any],
+                 input_norm: str, spec_augment: dict[str, Any] | None) -> None:
+        super().__init__()
+        _check_common(num_classes, sample_rate)
+        self.num_classes = int(num_classes)
+        self.sample_rate = int(sample_rate)
+        self.frontend = build_frontend(frontend, self.sample_rate)
+        self.feature_channels = int(self.frontend.out_channels)
+        self.input_norm = build_input_norm(input_norm, self.feature_channels)
+        self.spec_augment = build_spec_augment(spec_augment)
+
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav[B, T] -> [B, F, T']``: front-end, input norm, (in training) masks."""
+        return self.spec_augment(self.input_norm(self.frontend(wav)))
+
+
+class _ConvClassifier(_FeatureClassifier):
     """Front-end, input norm, a stack of :class:`ConvBlock1d`, global pooling, linear.
 
     Shapes: ``wav[B, T] -> features[B, F, T'] -> [B, channels[-1], T''] -> logits[B, C]``.
@@ -129,8 +152,7 @@ class _ConvClassifier(nn.Module):
         pooling: str,
         spec_augment: dict[str, Any] | None,
     ) -> None:
-        super().__init__()
-        _check_common(num_classes, sample_rate)
+        super().__init__(num_classes, sample_rate, frontend, input_norm, spec_augment)
         if pooling not in POOLINGS:
             raise ArgumentError(f"unknown pooling {pooling!r}; choose one of: "
                                 f"{', '.join(POOLINGS)}", "pooling")
@@ -143,12 +165,7 @@ class _ConvClassifier(nn.Module):
         strides = per_layer(strides, layers, "strides")
         pools = per_layer(pool, layers, "pool")
         groups = per_layer(groups, layers, "groups")
-        self.num_classes = int(num_classes)
-        self.sample_rate = int(sample_rate)
-        self.frontend = build_frontend(frontend, self.sample_rate)
-        in_channels = int(self.frontend.out_channels)
-        self.input_norm = build_input_norm(input_norm, in_channels)
-        self.spec_augment = build_spec_augment(spec_augment)
+        in_channels = self.feature_channels
         blocks = []
         for i, out_channels in enumerate(channels):
             blocks.append(ConvBlock1d(
@@ -164,8 +181,7 @@ class _ConvClassifier(nn.Module):
     def embed(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> [B, D]``: the pooled features the linear head sees (D is
         ``channels[-1]``, doubled for ``pooling="stats"``)."""
-        features = self.spec_augment(self.input_norm(self.frontend(wav)))
-        return global_pool(self.blocks(features), self.pooling)
+        return global_pool(self.blocks(self.features(wav)), self.pooling)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
@@ -270,7 +286,7 @@ class TimeFrequencyCNN(_ConvClassifier):
 
 
 @MODELS.register("cnn2d")
-class SpectrogramCNN(nn.Module):
+class SpectrogramCNN(_FeatureClassifier):
     """A CNN over the log-mel spectrogram as an image: Conv2d over frequency and time.
 
     ``wav[B, T] -> features[B, F, T']`` ``->`` per-band input normalisation ``-> [B, 1, F, T']
@@ -310,20 +326,15 @@ class SpectrogramCNN(nn.Module):
         pooling: str = "mean",
         spec_augment: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        _check_common(num_classes, sample_rate)
+        super().__init__(num_classes, sample_rate, frontend or {"name": "logmel"}, input_norm,
+                         spec_augment)
         if pooling not in POOLINGS:
             raise ArgumentError(f"unknown pooling {pooling!r}; choose one of: "
                                 f"{', '.join(POOLINGS)}", "pooling")
         if not isinstance(channels, (list, tuple)) or not channels:
             raise ArgumentError("channels must be a non-empty list of ints, e.g. [16, 32]",
                                 "channels")
-        self.num_classes = int(num_classes)
-        self.sample_rate = int(sample_rate)
         self.pooling = pooling
-        self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
-        self.input_norm = build_input_norm(input_norm, int(self.frontend.out_channels))
-        self.spec_augment = build_spec_augment(spec_augment)
         kernel_sizes = per_layer(kernel_sizes, len(channels), "kernel_sizes")
         pools = per_layer(pool, len(channels), "pool")
         blocks, in_channels = [], 1
@@ -338,8 +349,7 @@ class SpectrogramCNN(nn.Module):
 
     def embed(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> [B, D]``: the pooled features the linear head sees."""
-        features = self.spec_augment(self.input_norm(self.frontend(wav)))
-        image = features.unsqueeze(1)  # [B, 1, F, T']
+        image = self.features(wav).unsqueeze(1)  # [B, 1, F, T']
         return global_pool(self.blocks(image).mean(dim=2), self.pooling)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -358,7 +368,7 @@ def _pool_sequence(outputs: torch.Tensor, pooling: str, bidirectional: bool) -> 
 
 
 @MODELS.register("rnn_classifier")
-class RecurrentClassifier(nn.Module):
+class RecurrentClassifier(_FeatureClassifier):
     """A recurrent network over the frames of a front-end.
 
     ``wav[B, T] -> features[B, F, T'] -> [B, T', F] ->`` RNN/MGU/GRU/LSTM ``->
@@ -392,29 +402,22 @@ class RecurrentClassifier(nn.Module):
         input_norm: str = "batch",
         spec_augment: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        _check_common(num_classes, sample_rate)
+        super().__init__(num_classes, sample_rate, frontend or {"name": "logmel"}, input_norm,
+                         spec_augment)
         if pooling not in ("last", "mean"):
             raise ArgumentError(f"unknown pooling {pooling!r}; choose one of: last, mean",
                                 "pooling")
-        self.num_classes = int(num_classes)
-        self.sample_rate = int(sample_rate)
         self.pooling = pooling
         self.bidirectional = bool(bidirectional)
-        self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
-        features = int(self.frontend.out_channels)
-        self.input_norm = build_input_norm(input_norm, features)
-        self.spec_augment = build_spec_augment(spec_augment)
         self.rnn = build_recurrent(
-            cell, features, hidden_size, num_layers, self.bidirectional, dropout
+            cell, self.feature_channels, hidden_size, num_layers, self.bidirectional, dropout
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if self.bidirectional else 1), self.num_classes)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
-        features = self.spec_augment(self.input_norm(self.frontend(wav)))
-        frames = features.transpose(1, 2)  # [B, T', F]
+        frames = self.features(wav).transpose(1, 2)  # [B, T', F]
         if not torch.jit.is_scripting():
             if onnx_ops.exporting_onnx() and onnx_ops.supports(self.rnn):  # any frame count
                 return self._classify(onnx_ops.recurrent(self.rnn, frames))
@@ -428,7 +431,7 @@ class RecurrentClassifier(nn.Module):
 
 
 @MODELS.register("attention_classifier")
-class AttentionClassifier(nn.Module):
+class AttentionClassifier(_FeatureClassifier):
     """A transformer encoder over the frames of a front-end.
 
     ``wav[B, T] -> features[B, F, T'] -> [B, T', F] ->`` linear to ``d_model`` ``+``
@@ -468,8 +471,8 @@ class AttentionClassifier(nn.Module):
         input_norm: str = "batch",
         spec_augment: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        _check_common(num_classes, sample_rate)
+        super().__init__(num_classes, sample_rate, frontend or {"name": "logmel"}, input_norm,
+                         spec_augment)
         if positional not in ("sinusoidal", "learned", "none"):
             raise ArgumentError(
                 f"unknown positional {positional!r}; choose one of: sinusoidal, learned, none",
@@ -486,16 +489,10 @@ class AttentionClassifier(nn.Module):
         if positional == "sinusoidal" and d_model % 2:
             raise ArgumentError(f"d_model={d_model} must be even for sinusoidal positions",
                                 "d_model")
-        self.num_classes = int(num_classes)
-        self.sample_rate = int(sample_rate)
         self.positional = positional
         self.pooling = pooling
         self.max_frames = int(max_frames)
-        self.frontend = build_frontend(frontend or {"name": "logmel"}, self.sample_rate)
-        features = int(self.frontend.out_channels)
-        self.input_norm = build_input_norm(input_norm, features)
-        self.spec_augment = build_spec_augment(spec_augment)
-        self.proj = nn.Linear(features, d_model)
+        self.proj = nn.Linear(self.feature_channels, d_model)
         # None when unused (not in the state dict), so that TorchScript drops their branches
         self.position: nn.Parameter | None = None
         self.cls: nn.Parameter | None = None
@@ -514,8 +511,7 @@ class AttentionClassifier(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """``wav[B, T] -> logits[B, num_classes]``."""
-        features = self.spec_augment(self.input_norm(self.frontend(wav)))
-        x = self.proj(features.transpose(1, 2))  # [B, T', d]
+        x = self.proj(self.features(wav).transpose(1, 2))  # [B, T', d]
         frames = x.shape[1]
         if self.positional == "sinusoidal":
             x = x + sinusoidal_encoding(frames, x.shape[-1], device=x.device, dtype=x.dtype)
