@@ -142,10 +142,12 @@ def run_worker(script: str, variant: str, worker_argv: list[str],
 
 
 def run_rounds(script: str, variants: list[str] | tuple[str, ...], folder: Path, seconds: float,
-               args: argparse.Namespace) -> tuple[dict[str, dict], dict[str, float]]:
+               args: argparse.Namespace, extra_argv: tuple[str, ...] = (),
+               ) -> tuple[dict[str, dict], dict[str, float]]:
     """Run each variant's worker ``args.rounds`` times in turn (interleaved, so a change in the
-    machine's load hits all alike) on a ``seconds`` long input. Returns each variant's last
-    report, with its saved ``"output"`` tensor, and its median over all timed calls."""
+    machine's load hits all alike) on a ``seconds`` long input; ``extra_argv`` goes to every
+    worker. Returns each variant's last report, with its saved ``"output"`` tensor, and its
+    median over all timed calls."""
     reports: dict[str, dict] = {}
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.rounds):
@@ -153,7 +155,7 @@ def run_rounds(script: str, variants: list[str] | tuple[str, ...], folder: Path,
             output = folder / f"out-{variant}-{seconds}.pt"
             reports[variant] = run_worker(script, variant, [
                 "--folder", str(folder), "--seconds", str(seconds), "--output", str(output),
-                "--warmup", str(args.warmup), "--runs", str(args.runs),
+                "--warmup", str(args.warmup), "--runs", str(args.runs), *extra_argv,
             ], args)
             reports[variant]["output"] = torch.load(output, weights_only=True)
             times[variant] += reports[variant]["times"]

@@ -4,6 +4,7 @@ fp32 or int8? Times ``Separator.separate_batch`` of one model on each backend, s
     python benchmarks/separator_backends.py                                  # the shipped default
     python benchmarks/separator_backends.py --model sepformer-synth-2spk
     python benchmarks/separator_backends.py --recipe recipes/tts_mix/sudormrf_lite.yaml  # random weights
+    python benchmarks/separator_backends.py --shifts 2   # separate --shifts 2 (two passes per call)
 
 ``--model`` is anything ``Separator.from_pretrained`` loads (a shipped name, a folder, a
 checkpoint); ``--recipe`` builds the recipe's model with random weights instead (speed does not
@@ -64,10 +65,11 @@ def worker(args: argparse.Namespace) -> None:
     device = setup_worker(args)
     folder = Path(args.folder)
     if args.worker.startswith("onnx"):
-        separator = Separator.from_pretrained(folder / args.worker, rescale=False)
+        separator = Separator.from_pretrained(folder / args.worker, rescale=False,
+                                              shifts=args.shifts)
     else:
         separator = Separator.from_pretrained(
-            folder / "ours", device=str(device), rescale=False,
+            folder / "ours", device=str(device), rescale=False, shifts=args.shifts,
             quantize="int8" if args.worker == "ours-int8" else None)
     generator = torch.Generator().manual_seed(1)
     mix = torch.randn(1, int(args.seconds * separator.sample_rate), generator=generator) * 0.1
@@ -94,6 +96,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2, help="subprocess rounds per variant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shifts", type=int, default=1,
+                        help="passes averaged per call (Separator(shifts=N)); default 1")
     add_runtime_args(parser)
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -109,13 +113,14 @@ def main() -> None:
         from audionets.inference.separator import DEFAULT_SEPARATOR
 
         args.model = DEFAULT_SEPARATOR
-    print(f"{describe(args)}, batch 1, {args.rounds} rounds x ({args.warmup} warm-up + "
-          f"{args.runs} timed) calls per variant")
+    print(f"{describe(args)}, batch 1, shifts {args.shifts}, {args.rounds} rounds x "
+          f"({args.warmup} warm-up + {args.runs} timed) calls per variant")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build_folder(folder, args.model, args.recipe, args.seed)
         for seconds in args.seconds:
-            reports, median = run_rounds(__file__, VARIANTS, folder, seconds, args)
+            reports, median = run_rounds(__file__, VARIANTS, folder, seconds, args,
+                                         ("--shifts", str(args.shifts)))
             reference = reports["ours"]["output"]
             peak = reference.abs().max().item()
             print(f"\ninput {seconds:g} s")
