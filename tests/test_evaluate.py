@@ -214,3 +214,47 @@ def test_long_evaluations_without_a_terminal_log_their_progress(monkeypatch, cap
         evaluate(MixtureCopies(), "separation", separation_items(3), sdr=False)
     assert [r.getMessage() for r in caplog.records] == [
         "evaluate: 1/3 files", "evaluate: 2/3 files", "evaluate: 3/3 files"]
+
+
+def test_cli_shifts_scores_the_shift_averaged_separator(tmp_path, capsys):
+    """``evaluate --shifts 2`` scores what ``Separator(shifts=2)`` outputs, records the count,
+    and is a one-line error for a classifier."""
+    from audionets.cli import main
+    from audionets.data.mixtures import SynthMix
+    from audionets.inference import Separator
+    from audionets.metrics import si_snr_improvement
+
+    config = {"task": "separation", "sample_rate": 8000, "model": TINY_SEPFORMER}
+    torch.manual_seed(0)
+    model = hub.build_from_config(config, "test")
+    save_pretrained(model, ModelMeta("separation", 8000, config=config), tmp_path / "m")
+    args = ["evaluate", str(tmp_path / "m"), "--data", "synth_mix", "--device", "cpu",
+            "data.num_examples=2", "data.segment_seconds=0.25", "--no-sdr"]
+    assert main(args + ["--shifts", "2", "--json", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["shifts"] == 2
+    separator = Separator.from_pretrained(tmp_path / "m", shifts=2)
+    dataset = SynthMix(split="test", num_examples=2, segment_seconds=0.25, sample_rate=8000)
+    expected = []
+    for item in dataset:
+        est = separator.separate_batch(item["mix"][None])[0].T
+        best = max(float(si_snr_improvement(e, item["sources"], item["mix"]).mean())
+                   for e in (est, est.flip(0)))
+        expected.append(best)
+    assert summary["summary"]["si_snri"]["mean"] == pytest.approx(np.mean(expected), abs=1e-3)
+    assert main(args + ["--json", str(tmp_path / "one.json")]) == 0
+    assert json.loads((tmp_path / "one.json").read_text())["shifts"] == 1
+    assert (json.loads((tmp_path / "one.json").read_text())["summary"]["si_snri"]["mean"]
+            != pytest.approx(np.mean(expected), abs=1e-3))
+    capsys.readouterr()
+    classifier = {"task": "classification", "sample_rate": 8000,
+                  "model": {"name": "tf_cnn", "num_classes": 2, "sample_rate": 8000,
+                            "channels": [4]}}
+    save_pretrained(hub.build_from_config(classifier, "test"),
+                    ModelMeta("classification", 8000, config=classifier, labels=["a", "b"]),
+                    tmp_path / "c")
+    assert main(["evaluate", str(tmp_path / "c"), "--data", "synth_events", "--shifts", "2",
+                 "--limit", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"audionets evaluate: error: --shifts applies to separation models; "
+                   f"{tmp_path / 'c'} is a classification model"]

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate only the first N files")
     parser.add_argument("--no-sdr", action="store_true",
                         help="separation: skip BSS Eval SDR/SDRi (the slow part)")
+    parser.add_argument("--shifts", type=number(int, 1), default=1, metavar="N",
+                        help="separation: average N passes over the input delayed by fractions "
+                             "of the encoder hop, as `separate --shifts N` (default: 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -84,6 +87,29 @@ def _refuse_inputs(paths: dict, inputs: list) -> None:
                                   "choose an output outside the data and the model")
 
 
+def _shift_averaged(model, meta, shifts: int, device):
+    """``model`` as ``Separator(shifts=shifts)`` runs it (without rescaling: the metrics are
+    the model's), as a module ``mix [B, T] -> [B, S, T]``."""
+    import torch
+
+    from audionets.errors import ConfigError
+    from audionets.inference import Separator
+
+    if meta.task != "separation":
+        raise ConfigError(f"--shifts applies to separation models; {meta.source} is a "
+                          f"{meta.task} model")
+    separator = Separator(model, meta.sample_rate, device=device,
+                          config=meta.config, rescale=False, shifts=shifts)
+
+    class ShiftAveraged(torch.nn.Module):
+        num_sources = separator.num_sources
+
+        def forward(self, mix: torch.Tensor) -> torch.Tensor:
+            return separator.separate_batch(mix).transpose(1, 2).to(mix.device)
+
+    return ShiftAveraged()
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     import sys
@@ -108,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     model, meta = hub.load_model(args.model, device=device)
     _refuse_inputs(paths, eval_inputs(args.data, args.overrides, meta.source))
     prepack_linear_layers(model)  # as Separator.from_pretrained: on CPU, faster linear layers
+    if args.shifts != 1:
+        model = _shift_averaged(model, meta, args.shifts, device)
     dataset = build_eval_dataset(args.data, args.overrides, args.split, meta.config)
     result = evaluate(model, meta.task, dataset, device=device, labels=meta.labels,
                       limit=args.limit, sdr=not args.no_sdr, progress=sys.stderr.isatty())
@@ -128,6 +156,6 @@ def run(args: argparse.Namespace) -> int:
         model_path = (str(source.relative_to(Path.cwd())) if source.is_relative_to(Path.cwd())
                       else meta.source)
         write_json({"model": args.model, "model_path": model_path, "data": args.data,
-                    "split": args.split, "files": len(result.rows), "summary": summary},
-                   paths["json"])
+                    "split": args.split, "files": len(result.rows), "shifts": args.shifts,
+                    "summary": summary}, paths["json"])
     return 0
