@@ -160,7 +160,8 @@ class Separator:
         return check_outputs(est.float().cpu(), self.source)
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
-        """Separate a batch ``mix [B, T]`` sampled at :attr:`sample_rate` in one pass.
+        """Separate a batch ``mix [B, T]`` sampled at :attr:`sample_rate` in one pass (``shifts``
+        passes when more were asked for).
 
         Returns ``[B, T, S]`` (SpeechBrain's convention), float32 on the CPU. No resampling
         and no chunking happen here: use :meth:`separate_file` for files and long inputs.
