@@ -96,6 +96,13 @@ def match_sources(previous: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack(perms), torch.stack(signs)
 
 
+def reorder_sources(sources: Tensor, perm: Tensor, sign: Tensor) -> Tensor:
+    """``sources [B, S, N]`` re-ordered and flipped as :func:`match_sources` found:
+    ``sign[b, :, None] * sources[b, perm[b]]`` for every ``b``."""
+    index = perm.to(sources.device)[:, :, None].expand(-1, -1, sources.shape[-1])
+    return torch.gather(sources, 1, index) * sign.to(sources.device, sources.dtype)[:, :, None]
+
+
 def iter_chunks(
     blocks: Iterable[Tensor], spans: list[tuple[int, int]], name: str = "signal"
 ) -> Iterator[Tensor]:
@@ -145,10 +152,8 @@ def stitch(
         if ramp is None:
             ramp = fade_in(overlap, estimate.dtype).to(estimate.device)
         if index > 0 and overlap > 0:
-            perm, sign = match_sources(previous_tail, estimate[..., :overlap])
-            estimate = torch.gather(
-                estimate, 1, perm.to(estimate.device)[:, :, None].expand(-1, -1, estimate.shape[-1])
-            ) * sign.to(estimate.device, estimate.dtype)[:, :, None]
+            match = match_sources(previous_tail, estimate[..., :overlap])
+            estimate = reorder_sources(estimate, *match)
             head = estimate[..., :overlap] * ramp + pending
             estimate = torch.cat([head, estimate[..., overlap:]], dim=-1)
         if index == last:

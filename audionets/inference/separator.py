@@ -142,8 +142,7 @@ class Separator:
             est = self._pass(mix, self.offsets[0])
             for offset in self.offsets[1:]:  # each pass lined up with the sum so far, added
                 shifted = self._pass(mix, offset)
-                perm, sign = chunking.match_sources(est, shifted)
-                est += sign.unsqueeze(-1) * shifted[torch.arange(len(perm)).unsqueeze(1), perm]
+                est += chunking.reorder_sources(shifted, *chunking.match_sources(est, shifted))
             est /= len(self.offsets)
         return fit_to_mixture(est, mix.float().cpu()) if self.rescale else est
 
