@@ -3,6 +3,7 @@ build in the Speech Commands layout read by the speech_commands dataset, and res
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -190,3 +191,66 @@ def test_the_prepare_commands_turn_their_shared_options_into_settings(tmp_path, 
     assert built[2][0] == speech_pool.PoolSettings()
     out = capsys.readouterr().out
     assert "word set ready" in out and out.count("speech pool ready") == 2
+
+
+def test_settings_come_back_from_their_key():
+    settings = kws_tts.WordSetSettings(per_word=(4, 2, 3), seed=5, engines=("espeak-ng",),
+                                       festival_fraction=0.3, warp=0.05, words=("yes", "no"))
+    assert kws_tts.WordSetSettings.from_key(settings.key(), "k.json") == settings
+    with pytest.raises(ConfigError, match=r"^k.json: a word set of version 0"):
+        kws_tts.WordSetSettings.from_key({**settings.key(), "version": 0}, "k.json")
+
+
+def _load_breakdown():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "recipes" / "kws_tts" / "breakdown.py"
+    spec = importlib.util.spec_from_file_location("kws_breakdown", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_espeak
+def test_breakdown_names_the_voice_of_every_clip(tmp_path, capsys):
+    root = kws_tts.build(tmp_path / "kws", TINY, workers=1, progress=False)
+    takes = kws_tts.clip_voices(root)
+    tested = (root / "testing_list.txt").read_text().split()
+    assert tested and all(takes[name].split == "test" for name in tested)
+    assert all((root / name).exists() for name in tested)
+    # an evaluation that gets the first test clip wrong and the others right
+    rows = []
+    for i, name in enumerate(tested):
+        label = name.split("/")[0]
+        wrong = next(word for word in TINY.words if word != label)
+        rows.append({"id": name[:-4], "label": label, "prediction": wrong if i == 0 else label,
+                     "correct": int(i != 0)})
+    csv_path = tmp_path / "rows.csv"
+    with open(csv_path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    breakdown = _load_breakdown()
+    assert breakdown.main([str(csv_path), "--root", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    accuracy = (len(rows) - 1) / len(rows)
+    assert out[1].split() == ["all", str(len(rows)), f"{accuracy:.3f}"]
+    language = takes[tested[0]].voice.language
+    line = next(line for line in out if line.split()[:2] == ["espeak-ng", language])
+    same = [n for n in tested if takes[n].voice.language == language]
+    assert line.split()[2:] == [str(len(same)), f"{(len(same) - 1) / len(same):.3f}"]
+    assert out[-1].strip() == f"{rows[0]['label']} -> {rows[0]['prediction']}: 1"
+
+    # a clip the set does not hold, or a set planned with other voices: one line, exit 1
+    rows[0]["id"] = "yes/00000000_nohash_9"
+    with open(csv_path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert breakdown.main([str(csv_path), "--root", str(root)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "yes/00000000_nohash_9: no such clip" in err[0]
+    (root / "testing_list.txt").write_text("yes/00000000_nohash_9.wav\n")
+    with pytest.raises(ConfigError, match="other synthesizer voices"):
+        kws_tts.clip_voices(root)

@@ -97,6 +97,15 @@ class WordSetSettings:
         return {"version": VERSION, **asdict(self), "per_word": list(self.per_word),
                 "engines": list(self.engines), "words": list(self.words)}
 
+    @classmethod
+    def from_key(cls, key: dict, where: str) -> WordSetSettings:
+        """The settings a :meth:`key` (read from ``where``) was made of."""
+        if key.get("version") != VERSION:
+            raise ConfigError(f"{where}: a word set of version {key.get('version')}; this "
+                              f"audionets makes version {VERSION}: build it again")
+        return cls(**{name: tuple(value) if isinstance(value, list) else value
+                      for name, value in key.items() if name != "version"})
+
 
 @dataclass(frozen=True)
 class Take:
@@ -206,6 +215,30 @@ def build(root: str | Path, settings: WordSetSettings = WordSetSettings(), worke
         with atomic_write(path) as tmp:
             tmp.write_text("".join(f"{t.path}\n" for t in written if t.split == split))
     return root
+
+
+def clip_voices(root: str | Path) -> dict[str, Take]:
+    """The take of every clip of the finished word set in ``root``: ``{"word/file.wav": Take}``
+    (its split, voice and prosody), for per-voice figures of an evaluation.
+
+    The plan is made again from the set's ``kws_tts.json`` with this machine's voices, and
+    must give the set's validation and test lists: a set made with other voices is a
+    ConfigError rather than a wrong attribution.
+    """
+    root = Path(root).expanduser()
+    key_file = root / "kws_tts.json"
+    lists = {"valid": root / "validation_list.txt", "test": root / "testing_list.txt"}
+    if not key_file.is_file() or not all(p.is_file() for p in lists.values()):
+        raise ConfigError(f"{root}: not a finished word set (kws_tts.json and both lists); "
+                          "build it with audionets prepare-kws-tts")
+    settings = WordSetSettings.from_key(json.loads(key_file.read_text()), str(key_file))
+    takes = {t.path: t for t in plan(settings, synthesizers.installed_voices(settings.engines))}
+    for split, path in lists.items():
+        listed = path.read_text().split()
+        if any(name not in takes or takes[name].split != split for name in listed):
+            raise ConfigError(f"{path}: this machine's voices plan another set than {root} "
+                              "holds (it was built with other synthesizer voices)")
+    return takes
 
 
 def check_settings(root: Path, settings: WordSetSettings) -> None:
