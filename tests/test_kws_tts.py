@@ -17,6 +17,7 @@ from audionets.data.synthesizers import Prosody, Voice
 from audionets.errors import ConfigError
 from audionets.registry import DATASETS
 
+from tests import recipe_scripts
 from tests.test_speech_pool import _espeak_voices, _fake_voices, plan_digest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
@@ -201,17 +202,6 @@ def test_settings_come_back_from_their_key():
         kws_tts.WordSetSettings.from_key({**settings.key(), "version": 0}, "k.json")
 
 
-def _load_breakdown():
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).parents[1] / "recipes" / "kws_tts" / "breakdown.py"
-    spec = importlib.util.spec_from_file_location("kws_breakdown", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @needs_espeak
 def test_breakdown_names_the_voice_of_every_clip(tmp_path, capsys):
     root = kws_tts.build(tmp_path / "kws", TINY, workers=1, progress=False)
@@ -231,7 +221,7 @@ def test_breakdown_names_the_voice_of_every_clip(tmp_path, capsys):
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    breakdown = _load_breakdown()
+    breakdown = recipe_scripts.load("kws_tts", "breakdown")
     assert breakdown.main([str(csv_path), "--root", str(root)]) == 0
     out = capsys.readouterr().out.splitlines()
     accuracy = (len(rows) - 1) / len(rows)
