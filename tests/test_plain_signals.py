@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,23 +13,15 @@ import soundfile as sf
 
 from audionets.data.events import EVENT_CLASSES
 from audionets.data.manifest import ManifestClassification
+from tests import recipe_scripts
 
-SCRIPT = Path(__file__).resolve().parents[1] / "recipes" / "synth_events" / "make_plain_set.py"
 pytestmark = pytest.mark.skipif(shutil.which("sox") is None,
                                 reason="sox is not installed (apt-get install sox)")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("make_plain_set", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("split", ["test", "valid"])
 def test_plain_set_files_have_their_level_length_rate_and_signal(split, tmp_path):
-    plain = _script()
+    plain = recipe_scripts.load("synth_events", "make_plain_set")
     grid = dataclasses.replace(plain.SPLITS[split], levels_dbfs=(-30.0, 0.0),
                                lengths_s=(0.2, 1.0))
     count = plain.write_plain_set(tmp_path, split, grid)
@@ -67,7 +56,7 @@ def test_plain_set_files_have_their_level_length_rate_and_signal(split, tmp_path
 
 def test_plain_valid_set_shares_no_signal_or_level_with_the_test_set():
     # choosing a model on valid says nothing about test only if no file could be in both
-    splits = _script().SPLITS
+    splits = recipe_scripts.load("synth_events", "make_plain_set").SPLITS
     test, valid = splits["test"], splits["valid"]
     assert not set(test.levels_dbfs) & set(valid.levels_dbfs)
     assert not set(test.lengths_s) & set(valid.lengths_s)
