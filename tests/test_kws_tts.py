@@ -200,6 +200,10 @@ def test_settings_come_back_from_their_key():
     assert kws_tts.WordSetSettings.from_key(settings.key(), "k.json") == settings
     with pytest.raises(ConfigError, match=r"^k.json: a word set of version 0"):
         kws_tts.WordSetSettings.from_key({**settings.key(), "version": 0}, "k.json")
+    with pytest.raises(ConfigError, match=r"^k.json: not the settings of a word set"):
+        kws_tts.WordSetSettings.from_key({**settings.key(), "colour": "red"}, "k.json")
+    with pytest.raises(ConfigError, match=r"^k.json: a word set of version None"):
+        kws_tts.WordSetSettings.from_key([1, 2], "k.json")
 
 
 @needs_espeak
@@ -243,4 +247,7 @@ def test_breakdown_names_the_voice_of_every_clip(tmp_path, capsys):
     assert len(err) == 1 and "yes/00000000_nohash_9: no such clip" in err[0]
     (root / "testing_list.txt").write_text("yes/00000000_nohash_9.wav\n")
     with pytest.raises(ConfigError, match="other synthesizer voices"):
+        kws_tts.clip_voices(root)
+    (root / "kws_tts.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="kws_tts.json: not valid JSON"):
         kws_tts.clip_voices(root)

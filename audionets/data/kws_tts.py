@@ -29,7 +29,7 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +100,14 @@ class WordSetSettings:
     @classmethod
     def from_key(cls, key: dict, where: str) -> WordSetSettings:
         """The settings a :meth:`key` (read from ``where``) was made of."""
-        if key.get("version") != VERSION:
-            raise ConfigError(f"{where}: a word set of version {key.get('version')}; this "
-                              f"audionets makes version {VERSION}: build it again")
+        if not isinstance(key, dict) or key.get("version") != VERSION:
+            version = key.get("version") if isinstance(key, dict) else None
+            raise ConfigError(f"{where}: a word set of version {version}; this audionets "
+                              f"makes version {VERSION}: build it again")
+        names = {f.name for f in fields(cls)}
+        if set(key) - {"version"} != names:
+            raise ConfigError(f"{where}: not the settings of a word set (keys "
+                              f"{sorted(set(key) - {'version'})}, expected {sorted(names)})")
         return cls(**{name: tuple(value) if isinstance(value, list) else value
                       for name, value in key.items() if name != "version"})
 
@@ -231,7 +236,11 @@ def clip_voices(root: str | Path) -> dict[str, Take]:
     if not key_file.is_file() or not all(p.is_file() for p in lists.values()):
         raise ConfigError(f"{root}: not a finished word set (kws_tts.json and both lists); "
                           "build it with audionets prepare-kws-tts")
-    settings = WordSetSettings.from_key(json.loads(key_file.read_text()), str(key_file))
+    try:
+        key = json.loads(key_file.read_text())
+    except ValueError:
+        raise ConfigError(f"{key_file}: not valid JSON; build the set again") from None
+    settings = WordSetSettings.from_key(key, str(key_file))
     takes = {t.path: t for t in plan(settings, synthesizers.installed_voices(settings.engines))}
     for split, path in lists.items():
         listed = path.read_text().split()
