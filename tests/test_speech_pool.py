@@ -176,6 +176,7 @@ def test_pool_files_manifest_and_splits(pool_root):
         assert rate == 8000 and wav.shape == (1, int(row["num_frames"]))
         assert synthesizers.split_of(Voice(row["engine"], row["voice"], row["language"],
                                            row["variant"])) == row["split"]
+        assert 60.0 <= float(row["f0_hz"]) <= 400.0
     train = {r["voice"] for r in rows if r["split"] == "train"}
     assert len(train) == 36  # voices taken in turns: all distinct in a small pool
     stats = json.loads((pool_root / "build.json").read_text())
@@ -201,6 +202,33 @@ def test_pool_is_cached_keyed_and_resumable(pool_root, tmp_path):
     speech_pool.build(copy, TINY, progress=False)
     assert json.loads((copy / "build.json").read_text())["synthesized_now"] == 3
     assert _rows(copy) == _rows(pool_root)  # the same plan, the same files
+
+
+@needs_espeak
+def test_a_pool_made_before_the_f0_column_gets_it_in_place(pool_root, tmp_path):
+    copy = tmp_path / "pool"
+    shutil.copytree(pool_root, copy)
+    rows = _rows(pool_root)
+    with open(copy / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=speech_pool.MANIFEST_COLUMNS[:-1])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in row.items() if k != "f0_hz"} for row in rows)
+    stamps = {p: p.stat().st_mtime_ns for p in (copy / "wav").glob("*/*.wav")}
+    build_json = (copy / "build.json").read_text()
+    speech_pool.build(copy, TINY, workers=1, progress=False)
+    assert _rows(copy) == rows
+    assert stamps == {p: p.stat().st_mtime_ns for p in (copy / "wav").glob("*/*.wav")}
+    assert (copy / "build.json").read_text() == build_json  # the build's own figures kept
+
+
+@pytest.mark.parametrize("f0", [90.0, 131.0, 220.0, 330.0])
+def test_median_f0_of_a_harmonic_tone_with_unvoiced_gaps(f0):
+    rate = 8000
+    t = torch.arange(2 * rate) / rate
+    tone = sum(torch.sin(2 * torch.pi * k * f0 * t) / k for k in range(1, 8))
+    hiss = torch.randn(2000, generator=torch.Generator().manual_seed(0))
+    tone[rate // 2:rate // 2 + 2000] = 0.01 * hiss  # an unvoiced stretch
+    assert speech_pool.median_f0(0.3 * tone, rate) == pytest.approx(f0, rel=0.02)
 
 
 def test_pool_settings_are_checked():

@@ -5,7 +5,8 @@ text, prosody, split), and :func:`build` synthesizes them in parallel processes 
 
     {root}/wav/<split>/<id>.wav   one utterance each, 16-bit PCM at the pool's sample rate
     {root}/manifest.csv           id, path, split, engine, voice, language, variant, pitch,
-                                  pitch_range, rate, word_gap, warp, text, num_frames, sample_rate
+                                  pitch_range, rate, word_gap, warp, text, num_frames,
+                                  sample_rate, f0_hz (the utterance's median F0, measured)
     {root}/pool.json              the settings the pool was made with (the cache key)
     {root}/build.json             how long it took (real-time factor), voices per split
 
@@ -14,7 +15,8 @@ WAV is written atomically, and a rerun synthesizes only the utterances whose fil
 A text a synthesizer fails on is spoken as numbers instead; an utterance it cannot speak at
 all (espeak-ng 1.51's ``kl+edward`` crashes on any text with numbers) leaves a ``.failed`` file
 with the reason, is not retried, is left out of the manifest and is listed in build.json.
-The manifest is written last: its presence marks a finished pool. Splits follow
+The manifest is written last: its presence marks a finished pool (building again a pool made
+before the ``f0_hz`` column adds the column in place, audio untouched). Splits follow
 :func:`audionets.data.synthesizers.split_voices` (no language or variant of a valid/test voice
 is heard in training); ``split_fractions`` sets how many utterances each split gets.
 """
@@ -28,7 +30,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +49,7 @@ POOL_VERSION = 2
 UTTERANCE_FRACTIONS = {"train": 0.9, "valid": 0.05, "test": 0.05}
 MANIFEST_COLUMNS = ("id", "path", "split", "engine", "voice", "language", "variant", "pitch",
                     "pitch_range", "rate", "word_gap", "warp", "text", "num_frames",
-                    "sample_rate")
+                    "sample_rate", "f0_hz")
 #: Jobs per worker task: one festival start-up (or one process hand-off) per batch.
 BATCH = 16
 
@@ -266,6 +268,9 @@ def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: in
     if key_file.exists():
         check_settings(root, settings)
         if manifest.exists():
+            rows = read_manifest(root)
+            if rows and "f0_hz" not in rows[0]:  # a pool made before the column: add it
+                _write_manifest(manifest, _with_f0(root, rows, workers, progress))
             return manifest
     voices = synthesizers.installed_voices(settings.engines)
     jobs = plan(settings, voices)
@@ -278,6 +283,7 @@ def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: in
     frames = run_jobs(root, todo, settings.sample_rate, workers, progress, len(jobs))
     elapsed = time.perf_counter() - start
     rows = [_row(root, job, settings.sample_rate) for job in jobs if (root / job.path).exists()]
+    rows = _with_f0(root, rows, workers, progress)
     failed = sorted((root / "wav").glob("*/*.failed"))
     stats = {
         "utterances": len(rows), "planned": len(jobs), "synthesized_now": len(todo),
@@ -290,12 +296,54 @@ def build(root: str | Path, settings: PoolSettings = PoolSettings(), workers: in
     }
     with atomic_write(root / "build.json") as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
-    with atomic_write(manifest) as tmp:  # written last: its presence marks a finished pool
+    _write_manifest(manifest, rows)  # written last: its presence marks a finished pool
+    return manifest
+
+
+def _write_manifest(manifest: Path, rows: list[dict]) -> None:
+    with atomic_write(manifest) as tmp:
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-    return manifest
+
+
+def median_f0(wav: torch.Tensor, sample_rate: int) -> float:
+    """One pitch for a whole utterance ``wav`` [T]: the median of torchaudio's frame F0
+    estimates (``detect_pitch_frequency``, 60-400 Hz), in Hz. The median shrugs off the
+    unvoiced frames and octave slips that a mean would follow."""
+    import torchaudio
+
+    pitch = torchaudio.functional.detect_pitch_frequency(wav, sample_rate, freq_low=60,
+                                                         freq_high=400)
+    return float(pitch.median())
+
+
+def _files_f0(paths: list[Path]) -> list[float]:
+    """Worker: :func:`median_f0` of each audio file."""
+    import torch
+
+    torch.set_num_threads(1)
+    out = []
+    for path in paths:
+        wav, rate = audio.load(path, mono=True)
+        out.append(median_f0(wav[0], rate))
+    return out
+
+
+def _with_f0(root: Path, rows: list[dict], workers: int, progress: bool) -> list[dict]:
+    """``rows`` with ``f0_hz`` measured on their files (about 50 utterances/s per worker)."""
+    chunks = [rows[i:i + 256] for i in range(0, len(rows), 256)]
+    bar = progress_bar(len(rows), "pitch (F0)", progress, unit="utt")
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(_files_f0, [root / r["path"] for r in chunk]): chunk
+                   for chunk in chunks}
+        for future in as_completed(futures):
+            for row, f0 in zip(futures[future], future.result()):
+                row["f0_hz"] = round(f0, 1)
+            bar.update(len(futures[future]))
+    bar.close()
+    return rows
 
 
 def is_done(path: Path) -> bool:
