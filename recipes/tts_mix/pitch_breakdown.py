@@ -1,16 +1,17 @@
 """SI-SNRi of a separation evaluation by how close the two talkers' pitches are.
 
 ``audionets evaluate`` scores every mixture of a split (``--out rows.csv``: ``id`` =
-the pool utterances joined by ``_``, ``si_snri``, ...). This script measures each utterance's
-median F0 (torchaudio's ``detect_pitch_frequency``, 60-400 Hz, over the whole utterance in the
-pool) and prints the metric per band of F0 distance between the two talkers, in semitones:
-the table of the ``sudormrf-tts-2spk`` card::
+the pool utterances joined by ``_``, ``si_snri``, ...). This script takes each utterance's
+median F0 from the pool's manifest (``f0_hz``, :func:`audionets.data.speech_pool.median_f0`)
+and prints the metric per band of F0 distance between the two talkers, in semitones: the
+table of the ``sudormrf-tts-2spk`` card::
 
     audionets evaluate sudormrf-tts-2spk --data recipes/tts_mix/config.yaml \\
         data.root=~/audionets-runs/speech-pool-8k --no-sdr --out rows.csv
     python recipes/tts_mix/pitch_breakdown.py rows.csv --root ~/audionets-runs/speech-pool-8k
 
-Mixtures with a built-in talker (not in the pool) are left out and counted.
+Mixtures with a built-in talker (not in the pool) are left out and counted. A pool built
+before the ``f0_hz`` column gets it with ``audionets prepare-tts-mix POOL`` (audio untouched).
 """
 
 from __future__ import annotations
@@ -22,38 +23,27 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-import torchaudio
 
-from audionets import audio
+from audionets.data import speech_pool
 from audionets.errors import AudionetsError
 
 #: Band edges of the F0 distance, in semitones.
 EDGES = (0.0, 1.0, 2.0, 4.0, 8.0, math.inf)
 
 
-def median_f0(path: Path) -> float:
-    """The median of the frame F0 estimates of the audio file at ``path``, in Hz."""
-    wav, rate = audio.load(path, mono=True)
-    pitch = torchaudio.functional.detect_pitch_frequency(wav[0], rate, freq_low=60,
-                                                         freq_high=400)
-    return float(pitch.median())
-
-
 def pitch_table(rows: list[dict], root: Path, metric: str = "si_snri") -> tuple[list, int]:
     """``([(band, mixtures, mean, median, share below 5 dB)], mixtures left out)``."""
-    with open(root / "manifest.csv", newline="") as file:
-        paths = {r["id"]: root / r["path"] for r in csv.DictReader(file)}
-    f0: dict[str, float] = {}
+    pool = speech_pool.read_manifest(root)
+    if pool and "f0_hz" not in pool[0]:
+        raise AudionetsError(f"{root}: the pool's manifest.csv has no f0_hz column; add it with "
+                             f"audionets prepare-tts-mix {root} (the audio is kept)")
+    f0 = {r["id"]: float(r["f0_hz"]) for r in pool}
     distances, values, left_out = [], [], 0
     for row in rows:
         names = row["id"].split("_")
-        if len(names) != 2 or not all(name in paths for name in names) or not row[metric]:
+        if len(names) != 2 or not all(name in f0 for name in names) or not row[metric]:
             left_out += 1
             continue
-        for name in names:
-            if name not in f0:
-                f0[name] = median_f0(paths[name])
         distances.append(abs(12 * math.log2(f0[names[0]] / f0[names[1]])))
         values.append(float(row[metric]))
     distances, values = np.array(distances), np.array(values)
@@ -73,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, required=True, help="the speech pool evaluated")
     parser.add_argument("--metric", default="si_snri", help="the column to break down")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     try:
         with open(args.rows, newline="") as file:
             rows = list(csv.DictReader(file))
