@@ -204,15 +204,20 @@ def test_pool_is_cached_keyed_and_resumable(pool_root, tmp_path):
     assert _rows(copy) == _rows(pool_root)  # the same plan, the same files
 
 
-@needs_espeak
-def test_a_pool_made_before_the_f0_column_gets_it_in_place(pool_root, tmp_path):
-    copy = tmp_path / "pool"
-    shutil.copytree(pool_root, copy)
-    rows = _rows(pool_root)
+def _copy_without_f0(root, copy):
+    """A copy of the pool at ``root`` as an audionets before the f0_hz column made it."""
+    shutil.copytree(root, copy)
     with open(copy / "manifest.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=speech_pool.MANIFEST_COLUMNS[:-1])
         writer.writeheader()
-        writer.writerows({k: v for k, v in row.items() if k != "f0_hz"} for row in rows)
+        writer.writerows({k: v for k, v in row.items() if k != "f0_hz"} for row in _rows(root))
+    return copy
+
+
+@needs_espeak
+def test_a_pool_made_before_the_f0_column_gets_it_in_place(pool_root, tmp_path):
+    copy = _copy_without_f0(pool_root, tmp_path / "pool")
+    rows = _rows(pool_root)
     stamps = {p: p.stat().st_mtime_ns for p in (copy / "wav").glob("*/*.wav")}
     build_json = (copy / "build.json").read_text()
     speech_pool.build(copy, TINY, workers=1, progress=False)
@@ -296,6 +301,39 @@ def test_tts_mix_refuses_a_pool_of_other_settings(pool_root):
     assert len(ds.voices) == 36
 
 
+def _semitones_apart(f0, first, other):
+    return abs(12 * np.log2(f0[first] / f0[other]))
+
+
+@needs_espeak
+@pytest.mark.parametrize("num_speakers", [2, 3])
+def test_tts_mix_close_pitch_draws_partners_near_the_first_talkers_f0(pool_root, num_speakers):
+    rows = {r["id"]: r for r in _rows(pool_root) if r["split"] == "train"}
+    f0 = {name: float(row["f0_hz"]) for name, row in rows.items()}
+
+    def near(first, other, semitones=3.0):
+        return _semitones_apart(f0, first, other) <= semitones
+
+    def ids(close_pitch):
+        ds = DATASETS.build("tts_mix", split="train", root=str(pool_root), num_mixtures=200,
+                            segment_seconds=0.1, auto_prepare=False, num_speakers=num_speakers,
+                            close_pitch=close_pitch, close_semitones=3.0)
+        torch.manual_seed(0)
+        return [ds[i]["id"].split("_") for i in range(200)]
+
+    close = 0
+    for first, *others in ids(1.0):
+        assert len({rows[name]["voice"] for name in [first, *others]}) == num_speakers
+        if all(near(first, other) for other in others):
+            close += 1
+        else:  # only when the split has too few other voices that close
+            candidates = {rows[n]["voice"] for n in rows if near(first, n)}
+            assert len(candidates - {rows[first]["voice"]}) < num_speakers - 1
+    assert close > 150  # measured: 200 of 200 (2 talkers), 192 (3)
+    independent = sum(all(near(first, o) for o in others) for first, *others in ids(0.0))
+    assert independent < close - 50  # random pairs are rarely that close (measured: 74, 40)
+
+
 def test_tts_mix_checks_its_arguments(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.root: .* has no manifest\.csv"):
         DATASETS.build("tts_mix", split="train", root=str(tmp_path), auto_prepare=False)
@@ -305,6 +343,20 @@ def test_tts_mix_checks_its_arguments(tmp_path):
         _check_mix_kinds({"speech": 1.0})
     with pytest.raises(ConfigError, match="positive sum"):
         _check_mix_kinds({"tts": 0.0})
+    from audionets.data.tts_mix import _check_close_pitch
+
+    with pytest.raises(ConfigError, match=r"data\.close_pitch: need a share in \[0, 1\], got 1.5"):
+        _check_close_pitch(1.5, 2.0)
+    with pytest.raises(ConfigError, match="data.close_semitones: need a positive"):
+        _check_close_pitch(0.3, 0.0)
+
+
+@needs_espeak
+def test_tts_mix_close_pitch_on_a_pool_without_f0_says_how_to_add_it(pool_root, tmp_path):
+    copy = _copy_without_f0(pool_root, tmp_path / "pool")
+    with pytest.raises(ConfigError, match=f"add it with audionets prepare-tts-mix {copy}"):
+        DATASETS.build("tts_mix", split="train", root=str(copy), close_pitch=0.3)
+    assert len(DATASETS.build("tts_mix", split="train", root=str(copy)).voices) == 36
 
 
 @needs_espeak

@@ -14,7 +14,12 @@ Each mixture has ``num_speakers`` sources. ``mix_kinds`` sets how often a mixtur
 - ``builtin``: built-in talkers only,
 
 and the sources are mixed as :func:`~audionets.data.layouts.mix_utterances` does (unit active
-level, then each after the first 0-5 dB louder or quieter than the first, ``gain_db``). With
+level, then each after the first 0-5 dB louder or quieter than the first, ``gain_db``).
+
+Talkers at the same pitch are the hard case (their harmonics overlap; see
+``recipes/tts_mix/pitch_breakdown.py``), and random pairs rarely are: with ``close_pitch`` that
+share of the ``tts`` mixtures draws each talker after the first among the other voices' utterances
+within ``close_semitones`` of the first one's median F0 (the pool manifest's ``f0_hz``). With
 ``noise_snr_db`` a white / pink / brown noise at that SNR below the speech is added to the
 mixture (not to the sources). Train items are drawn afresh on each access from the global
 RNGs (which the trainer seeds per item); valid/test items are fixed by ``(seed, index)``.
@@ -69,6 +74,15 @@ def _check_mix_kinds(mix_kinds: Mapping[str, float]) -> dict[str, float]:
     return weights
 
 
+def _check_close_pitch(share: float, semitones: float) -> tuple[float, float]:
+    if not 0.0 <= float(share) <= 1.0:
+        raise ConfigError(f"data.close_pitch: need a share in [0, 1], got {share!r}")
+    if not float(semitones) > 0.0:
+        raise ConfigError(f"data.close_semitones: need a positive number of semitones, got "
+                          f"{semitones!r}")
+    return float(share), float(semitones)
+
+
 @DATASETS.register("tts_mix")
 class TTSMix(Dataset):
     """Mixtures of synthesized voices: ``{"mix": [T], "sources": [S, T], "id": str}``.
@@ -85,6 +99,9 @@ class TTSMix(Dataset):
         mix_kinds: relative frequency of ``tts`` / ``tts_builtin`` / ``builtin`` mixtures.
         noise_snr_db: None, or ``[low, high]``: add noise at an SNR drawn in this range.
         noise_types: noise colours to draw from (``white``, ``pink``, ``brown``).
+        close_pitch: share of the ``tts`` mixtures whose other talkers are drawn within
+            ``close_semitones`` of the first talker's F0 (0: talkers drawn independently).
+        close_semitones: how close, in semitones of median F0.
         pool: settings of the pool (:class:`~audionets.data.speech_pool.PoolSettings` fields)
             to build when missing; a pool in ``root`` made with other settings is an error.
             None uses whatever finished pool ``root`` holds.
@@ -104,6 +121,8 @@ class TTSMix(Dataset):
         mix_kinds: Mapping[str, float] | None = None,
         noise_snr_db: Sequence[float] | None = None,
         noise_types: Sequence[str] = ("white", "pink", "brown"),
+        close_pitch: float = 0.0,
+        close_semitones: float = 2.0,
         pool: Mapping | None = None,
         seed: int = 0,
         auto_prepare: bool = True,
@@ -112,12 +131,15 @@ class TTSMix(Dataset):
         self.split = check_split(split)
         root_path = root_dir(root, "build a pool with audionets prepare-tts-mix PATH")
         rows = self._pool_rows(root_path, pool, auto_prepare)
+        rows = [row for row in rows if row["split"] == split]
         by_voice: dict[str, list[Path]] = defaultdict(list)
         for row in rows:
-            if row["split"] == split:
-                by_voice[row["voice"]].append(root_path / row["path"])
+            by_voice[row["voice"]].append(root_path / row["path"])
         self.pool = dict(by_voice)
         self.voices = sorted(by_voice)
+        self.close_pitch, self.close_semitones = _check_close_pitch(close_pitch, close_semitones)
+        if self.close_pitch > 0:
+            self._index_pitch(rows, root_path)
         self.sample_rate = int(sample_rate)
         self.segment = segment_length(segment_seconds, self.sample_rate)
         self.num_speakers = self.num_sources = int(num_speakers)
@@ -158,6 +180,18 @@ class TTSMix(Dataset):
             speech_pool.check_settings(root, settings)
         return speech_pool.read_manifest(root)
 
+    def _index_pitch(self, rows: list[dict], root: Path) -> None:
+        """The split's utterances sorted by F0 in semitones, for :meth:`_close_partners`."""
+        if rows and "f0_hz" not in rows[0]:
+            raise ConfigError(f"data.close_pitch: the pool in {root} has no f0_hz column (built "
+                              f"by an earlier audionets); add it with audionets prepare-tts-mix "
+                              f"{root} (the audio is kept)")
+        semitones = np.array([12 * np.log2(max(float(r["f0_hz"]), 1.0)) for r in rows])
+        order = np.argsort(semitones, kind="stable")
+        self._semitones = semitones[order]
+        self._by_pitch = [(rows[i]["voice"], root / rows[i]["path"]) for i in order]
+        self._pitch_of = {path: tone for (_, path), tone in zip(self._by_pitch, self._semitones)}
+
     def __len__(self) -> int:
         return self.length
 
@@ -174,12 +208,32 @@ class TTSMix(Dataset):
 
     def _tts(self, count: int, generator: torch.Generator | None) -> list[tuple[str, torch.Tensor]]:
         picks = torch.randperm(len(self.voices), generator=generator)[:count].tolist()
-        out = []
+        paths = []
         for pick in picks:
             files = self.pool[self.voices[pick]]
-            path = files[int(torch.randint(len(files), (), generator=generator))]
-            out.append((path.stem, load_mono(path, self.sample_rate)))
-        return out
+            paths.append(files[int(torch.randint(len(files), (), generator=generator))])
+        # drawn only when asked for: the valid/test mixtures of close_pitch=0 stay as they were
+        if count > 1 and self.close_pitch > 0 and uniform(0.0, 1.0, generator) < self.close_pitch:
+            paths[1:] = self._close_partners(self.voices[picks[0]], paths[0], count - 1,
+                                             generator) or paths[1:]
+        return [(path.stem, load_mono(path, self.sample_rate)) for path in paths]
+
+    def _close_partners(self, voice: str, path: Path, count: int,
+                        generator: torch.Generator | None) -> list[Path]:
+        """``count`` utterances of other, distinct voices within ``close_semitones`` of the
+        F0 of ``path`` (spoken by ``voice``); [] when the split has too few."""
+        tone = self._pitch_of[path]
+        low, high = np.searchsorted(self._semitones, [tone - self.close_semitones,
+                                                      tone + self.close_semitones + 1e-9])
+        voices, partners = {voice}, []
+        for offset in torch.randperm(int(high - low), generator=generator).tolist():
+            other, other_path = self._by_pitch[low + offset]
+            if other not in voices:
+                voices.add(other)
+                partners.append(other_path)
+                if len(partners) == count:
+                    return partners
+        return []
 
     def _builtin(self, count: int, generator: torch.Generator | None,
                  ) -> list[tuple[str, torch.Tensor]]:
