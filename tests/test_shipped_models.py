@@ -31,7 +31,7 @@ def test_shipped_separator_separates_unseen_talkers():
 
 def test_default_separator_separates_held_out_synthesized_voices():
     # the four mixtures `audionets demo` ships: voices whose languages and variants the model
-    # never heard; the card gives 12.7 / 6.8 / 12.6 / 7.5 dB, and 10.01 dB over 300 such mixtures
+    # never heard; the card gives 12.7 / 6.3 / 12.4 / 7.1 dB, and 10.27 dB over 300 such mixtures
     from audionets.cli.demo import speech_mixture
 
     separator = Separator.from_pretrained()
