@@ -308,6 +308,15 @@ def _write_manifest(manifest: Path, rows: list[dict]) -> None:
             writer.writerows(rows)
 
 
+def check_f0_column(rows: list[dict], root: Path, where: str) -> None:
+    """ConfigError naming ``where`` unless the manifest ``rows`` of the pool in ``root`` hold
+    ``f0_hz`` (pools built before the column get it from ``prepare-tts-mix``)."""
+    if rows and "f0_hz" not in rows[0]:
+        raise ConfigError(f"{where}: the pool in {root} has no f0_hz column (built by an earlier "
+                          f"audionets); add it with audionets prepare-tts-mix {root} (the audio "
+                          f"is kept)")
+
+
 def median_f0(wav: torch.Tensor, sample_rate: int) -> float:
     """One pitch for a whole utterance ``wav`` [T]: the median of torchaudio's frame F0
     estimates (``detect_pitch_frequency``, 60-400 Hz), in Hz. The median shrugs off the

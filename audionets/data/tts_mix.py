@@ -182,10 +182,7 @@ class TTSMix(Dataset):
 
     def _index_pitch(self, rows: list[dict], root: Path) -> None:
         """The split's utterances sorted by F0 in semitones, for :meth:`_close_partners`."""
-        if rows and "f0_hz" not in rows[0]:
-            raise ConfigError(f"data.close_pitch: the pool in {root} has no f0_hz column (built "
-                              f"by an earlier audionets); add it with audionets prepare-tts-mix "
-                              f"{root} (the audio is kept)")
+        speech_pool.check_f0_column(rows, root, "data.close_pitch")
         semitones = np.array([12 * np.log2(max(float(r["f0_hz"]), 1.0)) for r in rows])
         order = np.argsort(semitones, kind="stable")
         self._semitones = semitones[order]

@@ -34,9 +34,7 @@ EDGES = (0.0, 1.0, 2.0, 4.0, 8.0, math.inf)
 def pitch_table(rows: list[dict], root: Path, metric: str = "si_snri") -> tuple[list, int]:
     """``([(band, mixtures, mean, median, share below 5 dB)], mixtures left out)``."""
     pool = speech_pool.read_manifest(root)
-    if pool and "f0_hz" not in pool[0]:
-        raise AudionetsError(f"{root}: the pool's manifest.csv has no f0_hz column; add it with "
-                             f"audionets prepare-tts-mix {root} (the audio is kept)")
+    speech_pool.check_f0_column(pool, root, "--root")
     f0 = {r["id"]: float(r["f0_hz"]) for r in pool}
     distances, values, left_out = [], [], 0
     for row in rows:
