@@ -55,6 +55,14 @@ def test_overrides_are_yaml_values(config_path):
     assert config.data["noise_snr_db"] == [0, 10]
 
 
+def test_experiment_dir_expands_the_home_folder(config_path, monkeypatch, tmp_path):
+    # a YAML "~/runs/x" reaches no shell: it must not become a folder named "~"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config(config_path, ["experiment_dir=~/runs/x"])
+    assert Path(config.experiment_dir) == tmp_path / "runs" / "x"
+    assert load_config(config_path).experiment_dir == "exp/x"  # relative paths stay relative
+
+
 def test_float_fields_accept_ints(config_path):
     config = load_config(config_path, ["optimizer.lr=1"])
     assert isinstance(config.optimizer.lr, float) and config.optimizer.lr == 1.0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -373,6 +374,9 @@ def config_from_dict(raw: Any, overrides: list[str] | tuple[str, ...] = (),
             apply_override(tree, override)
         config = _build_dataclass(Config, tree, "")
         _validate(config)
+        # "~/runs/x" in a YAML file is not expanded by any shell: without this the run would
+        # go to a folder named "~" under the working directory
+        config.experiment_dir = os.path.expanduser(config.experiment_dir)
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply to be a config") from None
     return config
