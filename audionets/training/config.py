@@ -374,11 +374,11 @@ def config_from_dict(raw: Any, overrides: list[str] | tuple[str, ...] = (),
             apply_override(tree, override)
         config = _build_dataclass(Config, tree, "")
         _validate(config)
-        # "~/runs/x" in a YAML file is not expanded by any shell: without this the run would
-        # go to a folder named "~" under the working directory
-        config.experiment_dir = os.path.expanduser(config.experiment_dir)
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply to be a config") from None
+    # "~/runs/x" in a YAML file is not expanded by any shell: without this the run would go
+    # to a folder named "~" under the working directory
+    config.experiment_dir = os.path.expanduser(config.experiment_dir)
     return config
 
 
