@@ -60,9 +60,9 @@ def _speech_commands(root: Path) -> tuple[list[str], tuple[int, ...]]:
 
 LAYOUTS = {"esc50": _esc50, "urbansound8k": _urbansound8k, "speech_commands": _speech_commands}
 SHORT_OF_IT = pytest.mark.skip(
-    reason="the Speech Commands default reaches 0.943 on this set at seed 0 (0.950 / 0.921 at 1 / 2) "
-           "in a 3000-step training of about 15 minutes: recipes/speech_commands/README.md, "
-           "issue 14")
+    reason="the Speech Commands default reaches 0.943 on this set at seed 0 (0.950 / 0.921 "
+           "at 1 / 2) in a 3000-step training of about 15 minutes: "
+           "recipes/speech_commands/README.md, issue 14")
 
 
 def _held_out(root: Path, names: list[str], rates: tuple[int, ...]) -> Path:
