@@ -17,7 +17,6 @@ is not asked yet: its default reaches 0.943 there at seed 0, in a 3000-step trai
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import soundfile as sf
 
 import audionets.data  # noqa: F401  (registers the layouts)
 from audionets.cli import main
+from audionets.data import manifest
 from tests import fake_layouts as fake
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -69,17 +69,15 @@ def _held_out(root: Path, names: list[str], rates: tuple[int, ...]) -> Path:
     """A classification manifest of takes 100-199 of each class under the layout's class
     ``names``, written at the layout's ``rates`` (take by take, in turn)."""
     (root / "clips").mkdir(parents=True)
-    (root / "labels.txt").write_text("\n".join(names) + "\n")
-    with open(root / "test.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "path", "label", "category", "duration"])
-        for label, name in enumerate(names):
-            for take in HELD_OUT_TAKES:
-                rate = rates[(label + take) % len(rates)]
-                path = f"clips/{label}-{take}.wav"
-                sf.write(str(root / path), fake.clean_event(label, take, SECONDS, rate).numpy(),
-                         rate)
-                writer.writerow([f"{label}-{take}", path, label, name, SECONDS])
+    (root / manifest.LABELS_FILE).write_text("\n".join(names) + "\n")
+    rows = []
+    for label, name in enumerate(names):
+        for take in HELD_OUT_TAKES:
+            rate = rates[(label + take) % len(rates)]
+            path = f"clips/{label}-{take}.wav"
+            sf.write(str(root / path), fake.clean_event(label, take, SECONDS, rate).numpy(), rate)
+            rows.append((f"{label}-{take}", path, label, name, SECONDS))
+    manifest.write_csv(root / "test.csv", ("id", "path", "label", "category", "duration"), rows)
     return root
 
 
