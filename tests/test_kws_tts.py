@@ -52,24 +52,36 @@ def test_plan_is_voice_disjoint_and_in_the_speech_commands_naming():
 
 
 def test_the_plan_of_fixed_settings_is_pinned():
-    """Plans as they were before their voice turns were shared with the speech pool."""
+    """Plans of version 2 (each split from its own generator), pinned so that a change to the
+    plan is a deliberate one, with a new VERSION."""
     settings = kws_tts.WordSetSettings(per_word=(5, 2, 2), seed=7, words=("yes", "no", "stop"))
     takes = kws_tts.plan(settings, _fake_voices())
     assert takes[0] == kws_tts.Take(
-        "yes/20d297e8_nohash_0.wav", "train", Voice("espeak-ng", "de+v27", "de", "v27"), "yes",
-        Prosody(pitch=49, pitch_range=142, rate=1.165, word_gap=0, warp=0.929))
+        "yes/b4e9871f_nohash_0.wav", "train", Voice("espeak-ng", "l20+f2", "l20", "f2"), "yes",
+        Prosody(pitch=49, pitch_range=103, rate=1.024, word_gap=0, warp=1.0))
     assert takes[14] == kws_tts.Take(
-        "stop/e1f36723_nohash_0.wav", "train", Voice("espeak-ng", "l32+v17", "l32", "v17"),
-        "stop", Prosody(pitch=55, pitch_range=99, rate=1.057, word_gap=0, warp=1.046))
-    assert takes[-1].path == "stop/d2188083_nohash_0.wav" and takes[-1].split == "test"
-    assert plan_digest(takes) == "7a7e160db4ca5d06"
-    pinned = {((20, 4, 6), 2, 0.5, "all"): "f044d9603dec74a6",
-              ((3, 1, 1), 0, 1.0, "espeak-ng"): "e8e6de77a3ab3033"}
+        "stop/5eb34d92_nohash_0.wav", "train", Voice("espeak-ng", "l0+Andy", "l0", "Andy"),
+        "stop", Prosody(pitch=38, pitch_range=157, rate=0.935, word_gap=0, warp=1.005))
+    assert takes[-1].path == "stop/9415d17b_nohash_0.wav" and takes[-1].split == "test"
+    assert plan_digest(takes) == "d0f3795b2480bbc6"
+    pinned = {((20, 4, 6), 2, 0.5, "all"): "91b5e3b4b5be8755",
+              ((3, 1, 1), 0, 1.0, "espeak-ng"): "fcf97e5227492d76"}
     for (per_word, seed, fraction, which), digest in pinned.items():
         settings = kws_tts.WordSetSettings(per_word=per_word, seed=seed,
                                            festival_fraction=fraction)
         planned = kws_tts.plan(settings, _fake_voices() if which == "all" else _espeak_voices())
         assert plan_digest(planned) == digest, (per_word, seed, fraction, which)
+
+
+def test_more_training_takes_keep_the_validation_and_test_takes():
+    """Growing the training split leaves the held-out clips as they were, so models trained on
+    either set are scored on the same clips."""
+    def held_out(per_word):
+        settings = kws_tts.WordSetSettings(per_word=per_word, words=("yes", "no", "stop"))
+        return [t for t in kws_tts.plan(settings, _fake_voices()) if t.split != "train"]
+
+    assert held_out((20, 3, 4)) == held_out((60, 3, 4))
+
 
 def test_fit_word_trims_centres_and_fits_one_second():
     rate = 16000

@@ -54,7 +54,9 @@ CLIP_SECONDS = 1.0
 #: A word longer than this (after trimming its silence) is sped up to fit, with a margin.
 MAX_WORD_SECONDS = 0.96
 NOISE_DIR = "_background_noise_"
-VERSION = 1
+#: 2: each split draws its voices and prosody from its own generator (valid and test no longer
+#: change with the number of training takes).
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -132,16 +134,18 @@ def plan(settings: WordSetSettings, voices: list[Voice]) -> list[Take]:
     """The set's takes: a fixed function of ``settings`` and the voice list.
 
     Voices that speak only numbers (:data:`~audionets.data.synthesizers.NUMBERS_ONLY`) are
-    left out. Within a split, each take picks festival with probability
+    left out. Each split draws from its own generator (seeded by ``seed`` and the split's
+    name), so a set with more training takes has the same validation and test takes, and
+    models trained on either are scored on the same clips. Within a split, each take picks festival with probability
     ``festival_fraction`` (if the split has festival voices), and each engine's voices are
     taken in turns over a shuffled order, across words
     (:class:`~audionets.data.speech_pool.VoiceTurns`, as the speech pool's).
     """
     usable = [v for v in voices if v.name not in synthesizers.NUMBERS_ONLY]
     by_split = synthesizers.split_voices(usable)
-    rng = random.Random(settings.seed)
     takes = []
     for split, count in zip(SPLITS, settings.per_word):
+        rng = random.Random(f"{settings.seed}/{split}")
         turns = speech_pool.VoiceTurns(split, by_split[split], rng, settings.festival_fraction)
         for word in settings.words:
             seen: dict[str, int] = {}
