@@ -168,8 +168,13 @@ def test_tiny_build_layout_dataset_and_resume(tmp_path):
 
     other = kws_tts.WordSetSettings(per_word=(3, 1, 1), seed=3, engines=("espeak-ng",),
                                     words=TINY.words, noise_seconds=2)
-    with pytest.raises(ConfigError, match="another folder"):
+    with pytest.raises(ConfigError, match=r"other settings: per_word \[2, 1, 1\] \(asked: "
+                                          r"\[3, 1, 1\]\); use another folder or delete it$"):
         kws_tts.build(root, other, workers=1, progress=False)
+    key = json.loads((root / "kws_tts.json").read_text())
+    (root / "kws_tts.json").write_text(json.dumps({**key, "version": 1, "words": ["yes"]}))
+    with pytest.raises(ConfigError, match=r"other settings: version 1 \(asked: 2\), other words;"):
+        kws_tts.build(root, TINY, workers=1, progress=False)
 
 
 def test_the_prepare_commands_turn_their_shared_options_into_settings(tmp_path, monkeypatch,
