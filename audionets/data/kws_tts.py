@@ -136,9 +136,9 @@ def plan(settings: WordSetSettings, voices: list[Voice]) -> list[Take]:
     Voices that speak only numbers (:data:`~audionets.data.synthesizers.NUMBERS_ONLY`) are
     left out. Each split draws from its own generator (seeded by ``seed`` and the split's
     name), so a set with more training takes has the same validation and test takes, and
-    models trained on either are scored on the same clips. Within a split, each take picks festival with probability
-    ``festival_fraction`` (if the split has festival voices), and each engine's voices are
-    taken in turns over a shuffled order, across words
+    models trained on either are scored on the same clips. Within a split, each take picks
+    festival with probability ``festival_fraction`` (if the split has festival voices), and
+    each engine's voices are taken in turns over a shuffled order, across words
     (:class:`~audionets.data.speech_pool.VoiceTurns`, as the speech pool's).
     """
     usable = [v for v in voices if v.name not in synthesizers.NUMBERS_ONLY]
