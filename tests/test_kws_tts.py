@@ -172,7 +172,8 @@ def test_tiny_build_layout_dataset_and_resume(tmp_path):
                                           r"\[3, 1, 1\]\); use another folder or delete it$"):
         kws_tts.build(root, other, workers=1, progress=False)
     key = json.loads((root / "kws_tts.json").read_text())
-    (root / "kws_tts.json").write_text(json.dumps({**key, "version": 1, "words": ["yes"]}))
+    (root / "kws_tts.json").write_text(json.dumps({**key, "version": 1,
+                                                   "words": list(kws_tts.WORDS)}))
     with pytest.raises(ConfigError, match=r"other settings: version 1 \(asked: 2\), other words;"):
         kws_tts.build(root, TINY, workers=1, progress=False)
 

@@ -746,6 +746,7 @@ def test_an_existing_speech_pool_of_another_size_is_not_reused_silently(tmp_path
     made = speech_pool.PoolSettings(num_utterances=30)
     (tmp_path / "pool.json").write_text(json.dumps(made.key()))
     (tmp_path / "manifest.csv").write_text("split,path\n")
-    with pytest.raises(ConfigError, match="holds a speech pool made with"):
+    with pytest.raises(ConfigError, match=r"holds a speech pool made with other settings: "
+                                          r"num_utterances 30 \(asked: 60\); use another"):
         speech_pool.build(tmp_path, speech_pool.PoolSettings(num_utterances=60))
     assert speech_pool.build(tmp_path, made) == tmp_path / "manifest.csv"

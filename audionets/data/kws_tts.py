@@ -257,15 +257,9 @@ def clip_voices(root: str | Path) -> dict[str, Take]:
 def check_settings(root: Path, settings: WordSetSettings) -> None:
     """ConfigError unless the set in ``root`` was made (or is being made) with ``settings``."""
     made_with = json.loads((root / "kws_tts.json").read_text())
-    wanted = settings.key()
-    if made_with != wanted:
-        made_with = made_with if isinstance(made_with, dict) else {}
-        differ = ", ".join(f"{key} {made_with.get(key)!r} (asked: {wanted.get(key)!r})"
-                           for key in sorted(set(made_with) | set(wanted))
-                           if key != "words" and made_with.get(key) != wanted.get(key))
-        if made_with.get("words") != wanted["words"]:
-            differ += (", " if differ else "") + "other words"
-        raise ConfigError(f"{root} holds a word set made with other settings: {differ}; "
+    if made_with != settings.key():
+        raise ConfigError(f"{root} holds a word set made with other settings: "
+                          f"{speech_pool.settings_difference(made_with, settings.key())}; "
                           "use another folder or delete it")
 
 

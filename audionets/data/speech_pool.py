@@ -407,14 +407,30 @@ def _spoken_text(root: Path, job: Utterance) -> str:
     return replaced.read_text() if replaced.exists() else job.text
 
 
+def settings_difference(made_with: object, wanted: dict) -> str:
+    """What a folder's stored settings key ``made_with`` has other than ``wanted``, for an
+    error message: ``"per_word [2, 1, 1] (asked: [3, 1, 1]), other words"`` (a list of more
+    than eight items is named, not printed)."""
+    made_with = made_with if isinstance(made_with, dict) else {}
+    parts = []
+    for key in sorted(set(made_with) | set(wanted)):
+        ours, theirs = made_with.get(key), wanted.get(key)
+        if ours == theirs:
+            continue
+        long = any(isinstance(v, list) and len(v) > 8 for v in (ours, theirs))
+        parts.append(f"other {key}" if long else f"{key} {ours!r} (asked: {theirs!r})")
+    return ", ".join(parts)
+
+
 def check_settings(root: Path, settings: PoolSettings) -> None:
     """ConfigError unless the pool in ``root`` was made (or is being made) with ``settings``."""
     key_file = root / "pool.json"
     made_with = json.loads(key_file.read_text()) if key_file.exists() else None
     if made_with != settings.key():
-        raise ConfigError(f"data.root: {root} holds a speech pool made with {made_with}, not "
-                          f"{settings.key()}; use another folder, delete it, or set data.pool "
-                          f"to its settings (data.pool=null takes any finished pool)")
+        raise ConfigError(f"data.root: {root} holds a speech pool made with other settings: "
+                          f"{settings_difference(made_with, settings.key())}; use another "
+                          f"folder, delete it, or set data.pool to its settings (data.pool=null "
+                          f"takes any finished pool)")
 
 
 def read_manifest(root: str | Path) -> list[dict]:
