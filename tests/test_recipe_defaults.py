@@ -12,8 +12,7 @@ split: with 40-80 clips that split moves by +-2.5 points with the draw alone (th
 default of seed 1 scores 0.912 on its 80 test clips and 0.957 on the 1000). Speech Commands
 is not asked yet: its default's best-valid checkpoint reaches 0.943 there at seed 0 (its final
 weights 0.949), in a 3000-step training of about 15 minutes (the recipe READMEs, "Defaults
-that learn small sets"). Each of the other two takes
-60-120 s of CPU time.
+that learn small sets"). Each of the other two takes 60-120 s of CPU time.
 """
 
 from __future__ import annotations
