@@ -423,3 +423,13 @@ def test_voice_turns_use_every_voice_of_an_engine_before_repeating_one():
     assert {only_festival.take() for _ in range(6)} == set(festival)  # whatever the share
     with pytest.raises(ConfigError, match="the test split has no voices; install more"):
         speech_pool.VoiceTurns("test", [], random.Random(0), 0.5)
+
+
+def test_settings_difference_names_what_differs_and_only_that():
+    stored = {"version": 1, "seed": 0, "words": list("abcdefghij"), "per_word": [2, 1, 1]}
+    asked = {"version": 2, "seed": 0, "words": list("abcdefghi"), "per_word": [2, 1, 1]}
+    assert speech_pool.settings_difference(stored, asked) == "version 1 (asked: 2), other words"
+    assert speech_pool.settings_difference({"seed": 0}, {"seed": 0, "warp": 0.1}) == \
+        "warp None (asked: 0.1)"
+    assert speech_pool.settings_difference(None, asked) == "none recorded"
+    assert speech_pool.settings_difference([1], asked) == "none recorded"

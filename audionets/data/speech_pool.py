@@ -410,15 +410,16 @@ def _spoken_text(root: Path, job: Utterance) -> str:
 def settings_difference(made_with: object, wanted: dict) -> str:
     """What a folder's stored settings key ``made_with`` has other than ``wanted``, for an
     error message: ``"per_word [2, 1, 1] (asked: [3, 1, 1]), other words"`` (a list of more
-    than eight items is named, not printed)."""
-    made_with = made_with if isinstance(made_with, dict) else {}
+    than eight items is named, not printed); ``"none recorded"`` when there is no key."""
+    if not isinstance(made_with, dict):
+        return "none recorded"
     parts = []
     for key in sorted(set(made_with) | set(wanted)):
-        ours, theirs = made_with.get(key), wanted.get(key)
-        if ours == theirs:
+        stored, asked = made_with.get(key), wanted.get(key)
+        if stored == asked:
             continue
-        long = any(isinstance(v, list) and len(v) > 8 for v in (ours, theirs))
-        parts.append(f"other {key}" if long else f"{key} {ours!r} (asked: {theirs!r})")
+        long = any(isinstance(v, list) and len(v) > 8 for v in (stored, asked))
+        parts.append(f"other {key}" if long else f"{key} {stored!r} (asked: {asked!r})")
     return ", ".join(parts)
 
 
