@@ -80,17 +80,20 @@ def assert_same_run(a_dir, b_dir):
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"])
     assert a["scheduler"] == b["scheduler"]
+    assert a["best"] == b["best"]  # the same best-checkpoint records (values, standard errors)
     rows_a, rows_b = read_metrics(a_dir / "metrics.csv"), read_metrics(b_dir / "metrics.csv")
     drop = ("seconds",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows_a] == \
            [{k: v for k, v in r.items() if k not in drop} for r in rows_b]
 
 
-def test_two_plus_two_epochs_equal_four(tmp_path):
-    train(config(tmp_path, "straight"))
-    first = train(config(tmp_path, "resumed", "trainer.max_epochs=2"))
+@pytest.mark.parametrize("rule", ["best", "one_se"])
+def test_two_plus_two_epochs_equal_four(tmp_path, rule):
+    rule = f"trainer.checkpoint_rule={rule}"
+    train(config(tmp_path, "straight", rule))
+    first = train(config(tmp_path, "resumed", "trainer.max_epochs=2", rule))
     assert first.epoch == 2
-    second = train(config(tmp_path, "resumed"), resume=True)
+    second = train(config(tmp_path, "resumed", rule), resume=True)
     assert second.epoch == 4 and second.step == 4 * 4
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
 

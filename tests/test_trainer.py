@@ -16,7 +16,8 @@ from torch import nn
 
 from audionets.errors import CheckpointError, ConfigError, OutputError
 from audionets.registry import DATASETS, MODELS
-from audionets.serialization.checkpoints import load_checkpoint
+from audionets.hub import load_model
+from audionets.serialization.checkpoints import find_best_checkpoint, load_checkpoint
 from audionets.tasks import ClassificationTask, ReconstructionTask, SeparationTask, build_task
 from audionets.training.config import config_from_dict, load_config
 from audionets.training.metrics_log import read_metrics
@@ -27,13 +28,14 @@ SAMPLES = 64
 
 @DATASETS.register("test_trainer_tones")
 class Tones(torch.utils.data.Dataset):
-    """Two classes: noise with a negative or a positive offset; train items get fresh noise."""
+    """Two classes: noise with a negative or a positive offset; train items get fresh noise.
+    ``mislabel_every`` N: every Nth item is labelled with the other class (noisy labels)."""
 
     labels = ["minus", "plus"]
 
     def __init__(self, split: str = "train", sample_rate: int = 8000, num_examples: int = 24,
-                 segment_seconds: float | None = None) -> None:
-        self.split, self.num_examples = split, num_examples
+                 segment_seconds: float | None = None, mislabel_every: int = 0) -> None:
+        self.split, self.num_examples, self.mislabel_every = split, num_examples, mislabel_every
         self.offset = {"train": 0, "valid": 1000, "test": 2000}[split]
 
     def __len__(self) -> int:
@@ -45,6 +47,8 @@ class Tones(torch.utils.data.Dataset):
         wav = 0.3 * torch.randn(SAMPLES, generator=gen) + (0.2 if label else -0.2)
         if self.split == "train":  # uses the global RNG, which a resumed run must restore
             wav = wav + 0.05 * torch.randn(SAMPLES)
+        if self.mislabel_every and index % self.mislabel_every == 0:
+            label = 1 - label
         return {"wav": wav, "label": torch.tensor(label), "id": f"{self.split}-{index}"}
 
 
@@ -105,8 +109,6 @@ def test_training_writes_the_experiment_folder(tmp_path):
     last = load_checkpoint(exp / "checkpoints" / "last.pt")
     assert last["epoch"] == 4 and last["step"] == 24 and last["batch_in_epoch"] == 0
     assert last["labels"] == ["minus", "plus"] and last["config"] == saved.to_dict()
-    from audionets.hub import load_model
-
     model, meta = load_model(exp)  # the experiment folder is a model folder
     assert meta.labels == ["minus", "plus"] and meta.task == "classification"
     assert Path(meta.source).parent == exp / "checkpoints"  # names the checkpoint it chose
@@ -114,6 +116,35 @@ def test_training_writes_the_experiment_folder(tmp_path):
     assert set(test) == {"test_loss", "test_accuracy", "checkpoint"}
     assert Path(test["checkpoint"]).name.startswith("best-")
     assert test["test_accuracy"] == pytest.approx(result.test_metrics["test_accuracy"])
+
+
+def test_one_se_rule_tests_the_latest_checkpoint_within_a_standard_error(tmp_path):
+    # noisy validation labels: the loss falls, then rises as the model grows sure of the
+    # mislabelled quarter, and its per-item values spread widely
+    result = train(make_config(tmp_path, "trainer.max_epochs=8", "trainer.keep_best=1",
+                               "trainer.monitor=valid_loss", "trainer.checkpoint_rule=one_se",
+                               "optimizer.lr=0.01", "data.valid.mislabel_every=4"))
+    exp = tmp_path / "run"
+    losses = [row["valid_loss"] for row in read_metrics(exp / "metrics.csv")]
+    entries = load_checkpoint(exp / "checkpoints" / "last.pt")["best"]
+    top = min(entries, key=lambda e: e["value"])
+    assert top["value"] == pytest.approx(min(losses))
+    # its standard error, from the per-item losses of its weights on the valid split
+    model, _ = load_model(exp / "checkpoints" / top["path"])
+    valid = Tones("valid", num_examples=8, mislabel_every=4)
+    items = [valid[i] for i in range(8)]
+    with torch.no_grad():
+        logits = model(torch.stack([item["wav"] for item in items]))
+    per_item = nn.functional.cross_entropy(
+        logits, torch.stack([item["label"] for item in items]), reduction="none").numpy()
+    assert top["se"] == pytest.approx(per_item.std(ddof=1) / np.sqrt(8), rel=1e-4)
+    chosen = max(epoch for epoch, loss in enumerate(losses, start=1)
+                 if loss <= top["value"] + top["se"])
+    assert chosen > losses.index(min(losses)) + 1  # not the best value's checkpoint
+    test = json.loads((exp / "test_metrics.json").read_text())
+    for path in (result.best_checkpoint, find_best_checkpoint(exp / "checkpoints"),
+                 Path(test["checkpoint"])):
+        assert path.name.startswith(f"best-epoch{chosen:03d}-")
 
 
 def test_test_accuracy_matches_an_independent_count(tmp_path):
@@ -237,9 +268,7 @@ def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):
     with pytest.raises(CheckpointError, match=r"last\.pt: weight 'net\.0\.weight' has shape"):
         Trainer(make_config(tmp_path, "model.hidden=16"), resume=True)
 
-
 def test_init_from_starts_from_given_weights_and_refuses_what_does_not_fit(tmp_path, caplog):
-    from audionets.hub import load_model
 
     train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.test=false", name="first"))
     source, _ = load_model(tmp_path / "first")  # its best checkpoint

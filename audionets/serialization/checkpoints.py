@@ -107,57 +107,90 @@ def default_monitor_mode(metric: str) -> str:
     return "min" if metric.endswith("loss") else "max"
 
 
-def rank_best(entries: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """Best-checkpoint entries ordered best first by their ``value`` under ``mode`` (max or min).
+#: how the best checkpoint is chosen (``trainer.checkpoint_rule``): ``best`` is the one of the
+#: best validation value; ``one_se`` the latest one whose value is within one standard error of
+#: the best value (the best of a small validation split is often a lucky early checkpoint)
+RULES = ("best", "one_se")
 
-    The one definition of "best", used both while training (:class:`BestCheckpoints`) and when
-    a finished experiment is loaded (:func:`find_best_checkpoint`).
+
+def rank_best(entries: list[dict[str, Any]], mode: str,
+              rule: str = "best") -> list[dict[str, Any]]:
+    """Best-checkpoint entries, the chosen one first, then the others by their ``value`` under
+    ``mode`` (max or min); ``rule`` is one of :data:`RULES`.
+
+    Under ``one_se`` the chosen entry is the latest (by ``epoch``, then ``step``) whose value is
+    within the best value's standard error (its ``se``) of the best value. The one definition
+    of "best", used both while training (:class:`BestCheckpoints`) and when a finished
+    experiment is loaded (:func:`find_best_checkpoint`).
     """
-    return sorted(entries, key=lambda e: e["value"], reverse=mode == "max")
+    by_value = sorted(entries, key=lambda e: e["value"], reverse=mode == "max")
+    if rule == "best" or not by_value:
+        return by_value
+    top = by_value[0]
+    sign = 1.0 if mode == "max" else -1.0
+    bound = sign * top["value"] - top.get("se", 0.0)
+    within = [e for e in by_value if sign * e["value"] >= bound]
+    chosen = max(within, key=lambda e: (e.get("epoch", 0), e.get("step", 0)))
+    return [chosen] + [e for e in by_value if e is not chosen]
 
 
 class BestCheckpoints:
-    """Keeps the ``keep`` best checkpoint files by a monitored value (``mode`` max or min).
+    """Keeps the ``keep`` best checkpoint files by a monitored value (``mode`` max or min), and
+    the one ``rule`` chooses (see :func:`rank_best`) when that is not among them.
 
-    Entries are ``{"path": file name, "value": float, "epoch": int}``, stored in every
-    checkpoint (``state["best"]``) so that a resumed run keeps managing the same files.
+    Entries are ``{"path": file name, "value": float, "se": float, "epoch": int, "step": int}``,
+    stored in every checkpoint (``state["best"]``) so that a resumed run keeps managing the same
+    files. The file of the best value is always kept, so the ``one_se`` bound needs no other
+    record: a new checkpoint is either chosen itself (it is the latest) or leaves the choice and
+    the bound as they were.
     """
 
     def __init__(self, folder: Path, keep: int, mode: str,
-                 entries: list[dict[str, Any]] | None = None) -> None:
+                 entries: list[dict[str, Any]] | None = None, rule: str = "best") -> None:
         self.folder = Path(folder)
         self.keep = keep
         self.mode = mode
+        self.rule = rule
         self.entries = [dict(e) for e in (entries or []) if (self.folder / e["path"]).is_file()]
 
-    def is_candidate(self, value: float) -> bool:
-        if not np.isfinite(value) or self.keep <= 0:
-            return False
-        if len(self.entries) < self.keep:
-            return True
-        worst = rank_best(self.entries, self.mode)[-1]["value"]
-        return value > worst if self.mode == "max" else value < worst
+    def _kept(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The chosen entry and the ``keep`` best by value, the chosen first."""
+        chosen, *others = rank_best(entries, self.mode, self.rule)
+        by_value = rank_best(entries, self.mode)[: self.keep]
+        return [chosen] + [e for e in others if any(e is b for b in by_value)]
 
-    def add(self, state: dict[str, Any], value: float, epoch: int, monitor: str) -> Path | None:
-        """Save ``state`` as a best checkpoint if ``value`` is in the top ``keep``; prune."""
-        if not self.is_candidate(value):
+    def add(self, state: dict[str, Any], value: float, epoch: int, monitor: str,
+            se: float = 0.0, step: int = 0) -> Path | None:
+        """Save ``state`` as a best checkpoint if ``value`` (of standard error ``se``, at
+        ``epoch`` and ``step``) is in the top ``keep`` or is the chosen one now; prune the
+        files no longer kept."""
+        if not np.isfinite(value) or self.keep <= 0:
             return None
         name = f"best-epoch{epoch:03d}-{monitor}={value:.4f}.pt"
-        entry = {"path": name, "value": float(value), "epoch": epoch}
-        self.entries = rank_best(self.entries + [entry], self.mode)
-        dropped, self.entries = self.entries[self.keep:], self.entries[: self.keep]
+        entry = {"path": name, "value": float(value), "se": float(se), "epoch": epoch,
+                 "step": step}
+        kept = self._kept(self.entries + [entry])
+        if not any(e is entry for e in kept):
+            return None
+        dropped = [e for e in self.entries if not any(e is k for k in kept)]
+        self.entries = kept
         state["best"] = self.entries
         save_checkpoint(state, self.folder / name)
-        for entry in dropped:
-            (self.folder / entry["path"]).unlink(missing_ok=True)
+        for old in dropped:
+            if old["path"] != name:  # a resumed run may save the same name again
+                (self.folder / old["path"]).unlink(missing_ok=True)
         return self.folder / name
 
     def best_path(self) -> Path | None:
-        return self.folder / rank_best(self.entries, self.mode)[0]["path"] if self.entries else None
+        """The chosen checkpoint's file; None before the first."""
+        if not self.entries:
+            return None
+        return self.folder / rank_best(self.entries, self.mode, self.rule)[0]["path"]
 
 
-def _recorded_entry(path: Path) -> tuple[dict[str, Any], str] | None:
-    """A best checkpoint's own entry and monitor mode as the trainer recorded them in the file.
+def _recorded_entry(path: Path) -> tuple[dict[str, Any], tuple[str, str]] | None:
+    """A best checkpoint's own entry and the run's (monitor mode, checkpoint rule) as the
+    trainer recorded them in the file (checkpoints of earlier versions: rule ``best``).
 
     None for a file that does not record them (one not written by ``audionets train``).
     """
@@ -166,26 +199,30 @@ def _recorded_entry(path: Path) -> tuple[dict[str, Any], str] | None:
     own = [e for e in state.get("best") or [] if e.get("path") == path.name]
     if not isinstance(monitor, dict) or monitor.get("mode") not in ("max", "min") or not own:
         return None
-    return {**own[0], "path": path.name}, monitor["mode"]
+    return {**own[0], "path": path.name}, (monitor["mode"], monitor.get("rule", "best"))
 
 
-def _entry_from_name(path: Path) -> tuple[dict[str, Any], str] | None:
-    """The entry and default mode read from a ``best-epochNNN-METRIC=VALUE.pt`` name."""
-    metric, _, value = path.stem.split("-", 2)[-1].rpartition("=")
+def _entry_from_name(path: Path) -> tuple[dict[str, Any], tuple[str, str]] | None:
+    """The entry, default mode and rule ``best`` read from a ``best-epochNNN-METRIC=VALUE.pt``
+    name."""
+    epoch, _, metric_value = path.stem.removeprefix("best-epoch").partition("-")
+    metric, _, value = metric_value.rpartition("=")
     try:
-        number = float(value)
+        entry = {"path": path.name, "value": float(value), "epoch": int(epoch)}
     except ValueError:
         return None
-    return {"path": path.name, "value": number}, default_monitor_mode(metric)
+    return entry, (default_monitor_mode(metric), "best")
 
 
 def find_best_checkpoint(folder: str | Path) -> Path | None:
-    """The best ``best-*.pt`` checkpoint in ``folder``, as :class:`BestCheckpoints` ranked it.
+    """The ``best-*.pt`` checkpoint in ``folder`` that :class:`BestCheckpoints` chose.
 
-    Each best checkpoint records its exact value and the run's monitor mode (``state["best"]``,
-    ``state["monitor"]``), so ``trainer.monitor_mode`` is honoured; only files that lack the
-    record fall back to their name and :func:`default_monitor_mode`. Returns None when there is
-    no best checkpoint; CheckpointError when the files disagree on the mode (two runs mixed).
+    Each best checkpoint records its exact value, standard error and position, and the run's
+    monitor mode and checkpoint rule (``state["best"]``, ``state["monitor"]``), so
+    ``trainer.monitor_mode`` and ``trainer.checkpoint_rule`` are honoured; only files that lack
+    the record fall back to their name, :func:`default_monitor_mode` and rule ``best``. Returns
+    None when there is no best checkpoint; CheckpointError when the files disagree on the mode
+    or the rule (two runs mixed).
     """
     folder = Path(folder)
     found = [_recorded_entry(path) or _entry_from_name(path)
@@ -193,10 +230,12 @@ def find_best_checkpoint(folder: str | Path) -> Path | None:
     found = [item for item in found if item is not None]
     if not found:
         return None
-    modes = {mode for _, mode in found}
-    if len(modes) > 1:
-        raise CheckpointError(f"{folder}: best checkpoints disagree on the monitor mode "
-                              f"({' vs '.join(sorted(modes))}); keep one run's best-*.pt files "
-                              "or pass a checkpoint file")
-    best = BestCheckpoints(folder, len(found), modes.pop(), [entry for entry, _ in found])
+    for what, index in (("monitor mode", 0), ("checkpoint rule", 1)):
+        values = {how[index] for _, how in found}
+        if len(values) > 1:
+            raise CheckpointError(f"{folder}: best checkpoints disagree on the {what} "
+                                  f"({' vs '.join(sorted(values))}); keep one run's best-*.pt "
+                                  "files or pass a checkpoint file")
+    mode, rule = found[0][1]
+    best = BestCheckpoints(folder, len(found), mode, [entry for entry, _ in found], rule)
     return best.best_path()

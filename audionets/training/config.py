@@ -32,6 +32,7 @@ import yaml
 
 from audionets._version import __version__
 from audionets.errors import ConfigError, check_choice
+from audionets.serialization.checkpoints import RULES
 from audionets.serialization.yaml_files import check_version, parse_yaml
 from audionets.tasks import TASKS
 from audionets.utils import read_text
@@ -57,6 +58,9 @@ class TrainerConfig:
     keep_best: int = 3
     monitor: str | None = None  # default: the task's main validation metric
     monitor_mode: str | None = None  # max | min; default from the monitored metric
+    # which checkpoint is "the best" (tested, exported, loaded): best (validation value) |
+    # one_se (the latest within one standard error of the best value; for small valid splits)
+    checkpoint_rule: str = "best"
     limit_train_batches: int | None = None
     limit_valid_batches: int | None = None  # also limits the final test pass
     test: bool = True  # evaluate the best checkpoint on the test split at the end
@@ -96,6 +100,7 @@ _CHOICES = {
     "task": TASKS,
     "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
     "trainer.monitor_mode": ("max", "min"),
+    "trainer.checkpoint_rule": RULES,
     "optimizer.name": ("sgd", "adagrad", "rmsprop", "adam", "adamw"),
     "scheduler.name": ("plateau", "cosine", "none"),
 }

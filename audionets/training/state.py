@@ -83,7 +83,7 @@ class Checkpoint(TypedDict):
     config: dict[str, Any]  # the resolved config (hub.load_model rebuilds the model from it)
     labels: list[str] | None
     best: list[dict[str, Any]]  # BestCheckpoints.entries
-    monitor: dict[str, str]  # {"name": metric, "mode": "max" | "min"}
+    monitor: dict[str, str]  # {"name": metric, "mode": "max" | "min", "rule": "best" | "one_se"}
     audionets_version: str
 
 
@@ -99,7 +99,7 @@ class Trainables:
 
 def checkpoint_dict(parts: Trainables, state: TrainState, config: dict[str, Any],
                     labels: list[str] | None, best: list[dict[str, Any]],
-                    monitor: tuple[str, str]) -> Checkpoint:
+                    monitor: tuple[str, str, str]) -> Checkpoint:
     """The checkpoint of ``parts`` at ``state``, with this process's RNG states."""
     return Checkpoint(
         model=parts.model.state_dict(),
@@ -111,7 +111,7 @@ def checkpoint_dict(parts: Trainables, state: TrainState, config: dict[str, Any]
         config=config,
         labels=labels,
         best=list(best),
-        monitor={"name": monitor[0], "mode": monitor[1]},
+        monitor=dict(zip(("name", "mode", "rule"), monitor)),
         audionets_version=__version__,
     )
 

@@ -46,7 +46,7 @@ from audionets.tasks import Task, build_task
 from audionets.training import distributed
 from audionets.training.config import SPLITS, Config, OptimizerConfig, TrainerConfig, save_config
 from audionets.training.loading import SplitLoaders, iterate, rng_kept, seed_everything, to_device
-from audionets.training.metric_sums import MetricSums
+from audionets.training.metric_sums import MetricSums, MetricTotals
 from audionets.training.metrics_log import MetricsLogger
 from audionets.training.resolve import resolve_config
 from audionets.training.state import (
@@ -296,7 +296,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.state = TrainState()
         self._bad_losses = 0  # consecutive batches with a non-finite loss
-        self.best = BestCheckpoints(self.ckpt_dir, config.trainer.keep_best, self.monitor_mode)
+        self.best = BestCheckpoints(self.ckpt_dir, config.trainer.keep_best, self.monitor_mode,
+                                    rule=config.trainer.checkpoint_rule)
         if resume:
             self._load_last()
         self.metrics_logger: MetricsLogger | None = None
@@ -339,7 +340,7 @@ class Trainer:
             self._diverged("the weights hold NaN or Inf values")
         return checkpoint_dict(self._trainables(), self.state, self.config.to_dict(),
                                self.config.labels, self.best.entries,
-                               (self.monitor, self.monitor_mode))
+                               (self.monitor, self.monitor_mode, self.best.rule))
 
     def _save_last(self) -> Path:
         path = self.ckpt_dir / LAST
@@ -351,7 +352,7 @@ class Trainer:
         path = self.ckpt_dir / LAST
         self.state, best = read_checkpoint(path, self._trainables(), self.device)
         self.best = BestCheckpoints(self.ckpt_dir, self.config.trainer.keep_best,
-                                    self.monitor_mode, best)
+                                    self.monitor_mode, best, self.config.trainer.checkpoint_rule)
         state = self.state
         log.info("resuming %s after epoch %d%s, step %d", path, state.epoch,
                  f" + {state.batch_in_epoch} batches" if state.batch_in_epoch else "", state.step)
@@ -443,9 +444,9 @@ class Trainer:
     @torch.no_grad()
     def evaluate_split(self, split: str, model: nn.Module | None = None,
                        stop: _StopRequest | None = None,
-                       loaders: SplitLoaders | None = None) -> dict[str, float] | None:
-        """Mean task metrics over ``split`` (``valid_*``/``test_*`` keys), added up over the
-        processes of ``loaders`` (default: this run's, all-reduced under DDP).
+                       loaders: SplitLoaders | None = None) -> MetricTotals | None:
+        """The task metrics' totals over ``split`` (their means, standard errors), added up
+        over the processes of ``loaders`` (default: this run's, all-reduced under DDP).
 
         Returns None when ``stop`` was signalled before the end.
         """
@@ -471,8 +472,7 @@ class Trainer:
                 return None
         if bar is not None:
             bar.close()
-        totals = sums.reduce(self.task.all_metric_names(), loaders.dist.enabled)
-        return totals.means(f"{split}_")
+        return sums.reduce(self.task.all_metric_names(), loaders.dist.enabled)
 
     def fit(self) -> FitResult:
         """Train to ``max_epochs``/``max_steps`` (or a stop signal) and test; see the module doc.
@@ -530,11 +530,12 @@ class Trainer:
                                       self.exp_dir, path, self.best.best_path(),
                                       signum=stop.signum))
 
-    def _end_epoch(self, valid: dict[str, float], seconds: float) -> None:
+    def _end_epoch(self, totals: MetricTotals, seconds: float) -> None:
         """Log the metrics row of the position reached and save its checkpoints; a trained
         epoch is counted done first."""
         state = self.state
         train = state.train_totals.means("train_")
+        valid = totals.means("valid_")
         value = valid.get(self.monitor, math.nan)
         # a partial epoch (stopped by max_steps) is logged at its fraction, e.g. 2.4: strictly
         # between the whole epochs, so that a resumed run replaces the row
@@ -563,10 +564,12 @@ class Trainer:
         assert self.metrics_logger is not None
         self.metrics_logger.log(row)
         checkpoint = self._checkpoint()
-        best = self.best.add(checkpoint, value, math.ceil(row["epoch"]), self.monitor)
+        se = totals.standard_error(self.monitor.removeprefix("valid_"))
+        best = self.best.add(checkpoint, value, math.ceil(row["epoch"]), self.monitor, se,
+                             state.step)
         if best is not None:
             rank = "new best" if best == self.best.best_path() else f"top {self.best.keep}"
-            log.info("%s %s=%.4f -> %s", rank, self.monitor, value, best)
+            log.info("%s %s=%.4f (+-%.4f) -> %s", rank, self.monitor, value, se, best)
         checkpoint["best"] = self.best.entries
         save_checkpoint(checkpoint, self.ckpt_dir / LAST)
         if time.monotonic() - self._last_plot > PLOT_INTERVAL_S:
@@ -582,8 +585,9 @@ class Trainer:
         if best is not None:
             model.load_state_dict(load_checkpoint(best, map_location=self.device)["model"])
         # rank 0 alone reads every item: nothing to add up over processes
-        metrics = self.evaluate_split("test", model, loaders=self.loaders.alone())
-        assert metrics is not None  # no stop request to end it early
+        totals = self.evaluate_split("test", model, loaders=self.loaders.alone())
+        assert totals is not None  # no stop request to end it early
+        metrics = totals.means("test_")
         where = str(best) if best is not None else "last"
         metrics["checkpoint"] = where  # type: ignore[assignment]
         with atomic_write(self.exp_dir / "test_metrics.json") as tmp:
