@@ -118,12 +118,14 @@ def test_training_writes_the_experiment_folder(tmp_path):
     assert test["test_accuracy"] == pytest.approx(result.test_metrics["test_accuracy"])
 
 
-def test_one_se_rule_tests_the_latest_checkpoint_within_a_standard_error(tmp_path):
+def test_one_se_rule_tests_the_latest_checkpoint_within_a_standard_error(tmp_path, caplog):
     # noisy validation labels: the loss falls, then rises as the model grows sure of the
     # mislabelled quarter, and its per-item values spread widely
-    result = train(make_config(tmp_path, "trainer.max_epochs=8", "trainer.keep_best=1",
-                               "trainer.monitor=valid_loss", "trainer.checkpoint_rule=one_se",
-                               "optimizer.lr=0.01", "data.valid.mislabel_every=4"))
+    with caplog.at_level("INFO", logger="audionets.train"):
+        result = train(make_config(tmp_path, "trainer.max_epochs=8", "trainer.keep_best=1",
+                                   "trainer.monitor=valid_loss", "optimizer.lr=0.01",
+                                   "trainer.checkpoint_rule=one_se",
+                                   "data.valid.mislabel_every=4"))
     exp = tmp_path / "run"
     losses = [row["valid_loss"] for row in read_metrics(exp / "metrics.csv")]
     entries = load_checkpoint(exp / "checkpoints" / "last.pt")["best"]
@@ -145,6 +147,8 @@ def test_one_se_rule_tests_the_latest_checkpoint_within_a_standard_error(tmp_pat
     for path in (result.best_checkpoint, find_best_checkpoint(exp / "checkpoints"),
                  Path(test["checkpoint"])):
         assert path.name.startswith(f"best-epoch{chosen:03d}-")
+    assert (f"chosen, within one standard error of the best ({top['value']:.4f}) "
+            f"valid_loss={losses[chosen - 1]:.4f}") in caplog.text
 
 
 def test_test_accuracy_matches_an_independent_count(tmp_path):

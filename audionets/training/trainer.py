@@ -39,6 +39,7 @@ from audionets.serialization.checkpoints import (
     BestCheckpoints,
     default_monitor_mode,
     load_checkpoint,
+    rank_best,
     save_checkpoint,
 )
 from audionets.serialization.weights import load_weights
@@ -568,7 +569,13 @@ class Trainer:
         best = self.best.add(checkpoint, value, math.ceil(row["epoch"]), self.monitor, se,
                              state.step)
         if best is not None:
-            rank = "new best" if best == self.best.best_path() else f"top {self.best.keep}"
+            top = rank_best(self.best.entries, self.monitor_mode)[0]
+            if best != self.best.best_path():
+                rank = f"top {self.best.keep}"
+            elif top["path"] == best.name:
+                rank = "new best"
+            else:  # trainer.checkpoint_rule one_se
+                rank = f"chosen, within one standard error of the best ({top['value']:.4f})"
             log.info("%s %s=%.4f (+-%.4f) -> %s", rank, self.monitor, value, se, best)
         checkpoint["best"] = self.best.entries
         save_checkpoint(checkpoint, self.ckpt_dir / LAST)
