@@ -338,11 +338,14 @@ def test_cosine_schedule_ends_with_the_run_when_max_steps_is_beyond_it(tmp_path)
     assert read_metrics(tmp_path / "run/metrics.csv")[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_min_steps_adds_epochs_on_a_small_data_set_and_the_schedule_follows(tmp_path):
+def test_min_steps_adds_epochs_on_a_small_data_set_and_the_schedule_follows(tmp_path, caplog):
     # 24 items at batch 4: 6 steps per epoch; 2 epochs are 12 steps, min_steps=15 makes it 3
-    result = train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.min_steps=15",
-                               "scheduler.name=cosine", "trainer.test=false"))
+    with caplog.at_level("INFO", logger="audionets.train"):
+        result = train(make_config(tmp_path, "trainer.max_epochs=2", "trainer.min_steps=15",
+                                   "scheduler.name=cosine", "trainer.test=false"))
     assert result.status == "completed" and result.epoch == 3 and result.step == 18
+    # the log and the CLI's last line count the epochs min_steps raised, not max_epochs
+    assert "epoch 3/3 (step 18)" in caplog.text and result.max_epochs == 3
     rows = read_metrics(tmp_path / "run/metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the decay ends with the run

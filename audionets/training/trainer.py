@@ -554,8 +554,7 @@ class Trainer:
                 self.scheduler.step(value)
         summary = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))
         # numbered as the progress bar and best-epochNNN: the epoch in progress, from 1
-        log.info("epoch %d/%d%s (step %d): %s", math.ceil(row["epoch"]),
-                 self.config.trainer.max_epochs,
+        log.info("epoch %d/%d%s (step %d): %s", math.ceil(row["epoch"]), self.max_epochs,
                  f" (partial: {done:.0%} of its batches)" if partial else "", state.step, summary)
         state.validated = True
         if not self.dist.is_main:
@@ -607,7 +606,7 @@ class Trainer:
         # the 1-based epoch the run last trained in: the one the bar, the log and best-epochNNN
         # name (epoch 2 when it stopped half-way through the second)
         result.last_epoch = self.state.epoch + (1 if self.state.batch_in_epoch else 0)
-        result.max_epochs = self.config.trainer.max_epochs
+        result.max_epochs = self.max_epochs
         if self.metrics_logger is not None:
             self.metrics_logger.plot()
             self.metrics_logger.close()
