@@ -8,11 +8,10 @@ the best checkpoint reads a standard error from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import math
 
 import torch
 
@@ -70,6 +69,7 @@ class MetricSums:
 
     def __init__(self, device: torch.device, start: MetricTotals | None = None) -> None:
         start = start or MetricTotals()
+
         def on_device(values: dict[str, float]) -> dict[str, torch.Tensor]:
             return {name: torch.tensor(value, dtype=torch.float64, device=device)
                     for name, value in values.items()}
