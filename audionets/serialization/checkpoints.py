@@ -155,9 +155,9 @@ class BestCheckpoints:
 
     def _kept(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The chosen entry and the ``keep`` best by value, the chosen first."""
-        chosen, *others = rank_best(entries, self.mode, self.rule)
+        chosen = rank_best(entries, self.mode, self.rule)[0]
         by_value = rank_best(entries, self.mode)[: self.keep]
-        return [chosen] + [e for e in others if any(e is b for b in by_value)]
+        return [chosen] + [e for e in by_value if e is not chosen]
 
     def add(self, state: dict[str, Any], value: float, epoch: int, monitor: str,
             se: float = 0.0, step: int = 0) -> Path | None:
